@@ -1,0 +1,3 @@
+from graphrun.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,70 @@
+"""``create_app``: the composition root of an API process."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from graphrun import __version__
+from graphrun.api import errors, events, executions, system, workflows
+from graphrun.api.auth import Auth
+from graphrun.api.limits import BodyLimit
+from graphrun.api.state import AppState
+from graphrun.cancel import CancelBus
+from graphrun.events.hub import StreamHub
+from graphrun.events.log import EventLog
+from graphrun.keys import Keys
+from graphrun.queue import make_broker
+from graphrun.registry import GraphRegistry
+from graphrun.settings import Settings, load_settings
+from graphrun.store import open_store
+
+log = logging.getLogger("graphrun.api")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    redis_url = settings.require_redis_url()
+    registry = GraphRegistry.load(settings.registry_file)  # a bad registry fails start-up, not a request
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        keys = Keys(settings.redis_prefix)
+        store = await open_store(settings.sqlalchemy_url)
+        redis = Redis.from_url(redis_url, health_check_interval=30, max_connections=64)
+        hub = StreamHub(redis, lambda: Redis.from_url(redis_url, single_connection_client=True))
+        broker = make_broker(redis_url, keys)
+        await broker.startup()
+        await hub.start()
+        app.state.graphrun = AppState(
+            settings=settings,
+            keys=keys,
+            registry=registry,
+            store=store,
+            redis=redis,
+            events=EventLog(redis, keys, maxlen=settings.event_maxlen, ttl_s=settings.event_ttl_s),
+            hub=hub,
+            broker=broker,
+            cancels=CancelBus(redis, keys),
+            auth=Auth(settings.api_keys, settings.token_ttl_s),
+        )
+        try:
+            yield
+        finally:
+            await hub.stop()
+            await broker.shutdown()
+            await redis.aclose()
+            await store.close()
+
+    app = FastAPI(title="graphrun", version=__version__, lifespan=lifespan)
+    errors.install(app)
+    for module in (system, workflows, executions, events):
+        if module is system:
+            app.include_router(system.public)
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_input_bytes)
+    return app

@@ -1,0 +1,78 @@
+"""The SSE stream of one execution (API.md §3)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Header, HTTPException, Query, Request
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from graphrun.api.state import AppState, State
+from graphrun.events.follow import Truncated, follow
+from graphrun.events.ids import ZERO, StreamId
+from graphrun.events.model import Event, EventKind
+from graphrun.store.base import ExecutionStatus
+
+router = APIRouter()
+
+_TERMINAL_OF = {
+    ExecutionStatus.SUCCEEDED: EventKind.COMPLETE,
+    ExecutionStatus.FAILED: EventKind.ERROR,
+    ExecutionStatus.CANCELLED: EventKind.CANCELLED,
+    ExecutionStatus.TIMED_OUT: EventKind.TIMEOUT,
+}
+
+
+def _ping() -> ServerSentEvent:
+    return ServerSentEvent(comment="ping")
+
+
+async def _stored_terminal(state: AppState, execution_id: str) -> Event | None:
+    ex = await state.store.get_execution(execution_id)
+    kind = _TERMINAL_OF.get(ex.status)
+    if kind is None:
+        return None
+    data: dict[str, object] = {}
+    if kind is EventKind.COMPLETE:
+        data["output"] = ex.output
+    elif kind is EventKind.ERROR:
+        data["error"] = ex.error
+    elif kind is EventKind.TIMEOUT:
+        data["timeout_s"] = ex.timeout_s or state.settings.execution_timeout_s
+    ts = (ex.finished_at or ex.created_at).timestamp()
+    return Event(kind, execution_id, data, ts)
+
+
+@router.get("/executions/{execution_id}/events", name="execution_events")
+async def execution_events(
+    execution_id: str,
+    request: Request,
+    state: State,
+    last_event_id_header: str | None = Header(None, alias="Last-Event-ID"),
+    last_event_id: str | None = Query(None),
+    token: str | None = Query(None),
+) -> EventSourceResponse:
+    if state.auth.enabled and not state.auth.key_ok(request):
+        if token is None or not state.auth.token_ok(execution_id, token):
+            raise HTTPException(401, "missing or wrong API key or events token", headers={"WWW-Authenticate": "Bearer"})
+    raw = last_event_id_header or last_event_id
+    after = StreamId.parse(raw) if raw else ZERO
+    await state.store.get_execution(execution_id)  # 404 before the stream starts
+
+    async def frames() -> AsyncIterator[ServerSentEvent]:
+        async for item in follow(
+            state.events, state.hub, execution_id, after, lambda: _stored_terminal(state, execution_id)
+        ):
+            if isinstance(item, Truncated):
+                # No id: the client's Last-Event-ID stays on the last event it really received.
+                data = Event(EventKind.TRUNCATED, execution_id, {"missed": item.missed}).payload()
+                yield ServerSentEvent(data=data, event=EventKind.TRUNCATED.value)
+            else:
+                yield ServerSentEvent(data=item.data, event=item.kind, id=str(item.id))
+
+    return EventSourceResponse(
+        frames(),
+        ping=state.settings.heartbeat_s,
+        ping_message_factory=_ping,
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

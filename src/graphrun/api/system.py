@@ -1,0 +1,47 @@
+"""Health, readiness, metrics and the list of registered graphs."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Depends, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from graphrun.api.schemas import GraphOut
+from graphrun.api.state import State, require_key
+from graphrun.errors import GraphrunError
+
+public = APIRouter()
+router = APIRouter(dependencies=[Depends(require_key)])
+
+
+@public.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(state: State, response: Response) -> dict[str, object]:
+    async def check(coro: object) -> str:
+        try:
+            await asyncio.wait_for(coro, timeout=2.0)  # type: ignore[arg-type]
+            return "ok"
+        except (GraphrunError, OSError, TimeoutError, Exception) as exc:  # noqa: BLE001
+            return f"unavailable: {type(exc).__name__}"
+
+    redis, database = await asyncio.gather(check(state.redis.ping()), check(state.store.ping()))
+    ready = redis == "ok" and database == "ok"
+    if not ready:
+        response.status_code = 503
+        response.headers["Retry-After"] = "5"
+    return {"status": "ok" if ready else "unavailable", "redis": redis, "database": database}
+
+
+@router.get("/metrics")
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/graphs", response_model=list[GraphOut])
+async def graphs(state: State) -> list[dict[str, str | None]]:
+    return state.registry.describe()

@@ -1,0 +1,99 @@
+"""Workflow create, read, update, delete, and submitting executions of a workflow."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+
+from graphrun.api.schemas import (
+    ExecutionCreate,
+    Submitted,
+    WorkflowCreate,
+    WorkflowOut,
+    WorkflowPage,
+    WorkflowUpdate,
+)
+from graphrun.api.state import State, require_key
+from graphrun.errors import BackendUnavailableError
+from graphrun.queue import enqueue
+
+router = APIRouter(prefix="/workflows", dependencies=[Depends(require_key)])
+
+Limit = Annotated[int, Query(ge=1, le=200)]
+
+
+def _validate_config(state: State, graph: str, config: dict[str, Any]) -> None:
+    """Unknown graph → 422 naming the registered ones; a graph whose factory declares a pydantic
+    ``config_model`` gets its config checked here, field by field, instead of failing at run time."""
+    state.registry.get(graph)
+    try:
+        model = getattr(state.registry.factory(graph), "config_model", None)
+    except Exception:  # noqa: BLE001 - an unloadable factory fails its executions, not the API
+        return
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        try:
+            model.model_validate(config)
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", "config", *e["loc"])} for e in exc.errors(include_url=False)]
+            ) from None
+
+
+@router.post("", status_code=201, response_model=WorkflowOut)
+async def create_workflow(body: WorkflowCreate, state: State) -> WorkflowOut:
+    _validate_config(state, body.graph, body.config)
+    return WorkflowOut.of(await state.store.create_workflow(body.name, body.graph, body.config))
+
+
+@router.get("", response_model=WorkflowPage)
+async def list_workflows(state: State, limit: Limit = 50, cursor: str | None = None) -> WorkflowPage:
+    page = await state.store.list_workflows(limit, cursor)
+    return WorkflowPage(items=[WorkflowOut.of(w) for w in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/{workflow_id}", response_model=WorkflowOut)
+async def get_workflow(workflow_id: int, state: State) -> WorkflowOut:
+    return WorkflowOut.of(await state.store.get_workflow(workflow_id))
+
+
+@router.put("/{workflow_id}", response_model=WorkflowOut)
+async def update_workflow(workflow_id: int, body: WorkflowUpdate, state: State) -> WorkflowOut:
+    fields = body.model_dump(exclude_unset=True, exclude_none=True)
+    if not fields:
+        raise RequestValidationError(
+            [{"loc": ("body",), "msg": "give at least one of name, graph, config", "type": "missing"}]
+        )
+    current = await state.store.get_workflow(workflow_id)
+    if "graph" in fields or "config" in fields:
+        _validate_config(state, fields.get("graph", current.graph), fields.get("config", current.config))
+    return WorkflowOut.of(await state.store.update_workflow(workflow_id, **fields))
+
+
+@router.delete("/{workflow_id}", status_code=204)
+async def delete_workflow(workflow_id: int, state: State) -> Response:
+    await state.store.delete_workflow(workflow_id)
+    return Response(status_code=204)
+
+
+@router.post("/{workflow_id}/executions", status_code=202, response_model=Submitted)
+async def submit(workflow_id: int, body: ExecutionCreate, state: State, request: Request) -> Submitted:
+    execution = await state.store.create_execution(workflow_id, body.input, body.timeout_s)
+    try:
+        await enqueue(state.broker, execution.id)
+    except Exception as exc:
+        # Not queued, so not accepted: a rejected request stores nothing.
+        await state.store.delete_execution(execution.id)
+        raise BackendUnavailableError("redis", exc) from exc
+    url = str(request.url_for("execution_events", execution_id=execution.id))
+    if state.auth.enabled:
+        url += f"?token={state.auth.token_for(execution.id)}"
+    return Submitted(
+        execution_id=execution.id,
+        status=execution.status.value,
+        workflow_id=execution.workflow_id,
+        workflow_version=execution.workflow_version,
+        events_url=url,
+    )

@@ -1,0 +1,56 @@
+"""Cancel requests, pushed from any API process to the worker that runs the execution.
+
+The API sets a flag key and then publishes the id; a worker registers a running execution and then
+checks the flag. Whichever order the two sides interleave in, the worker either receives the push
+or sees the flag, so a cancel that races with pick-up is never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from contextlib import suppress
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from graphrun.keys import Keys
+
+log = logging.getLogger("graphrun.cancel")
+
+FLAG_TTL_S = 24 * 3600
+
+
+class CancelBus:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    async def request(self, execution_id: str) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(self.keys.cancel_flag(execution_id), b"1", ex=FLAG_TTL_S)
+        pipe.publish(self.keys.cancel_channel, execution_id)
+        await pipe.execute()
+
+    async def requested(self, execution_id: str) -> bool:
+        return bool(await self.redis.exists(self.keys.cancel_flag(execution_id)))
+
+    async def listen(self, on_cancel: Callable[[str], object]) -> None:
+        """Call ``on_cancel(execution_id)`` for every request, reconnecting after Redis outages."""
+        backoff = 0.1
+        while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.keys.cancel_channel)
+                backoff = 0.1
+                async for message in pubsub.listen():
+                    on_cancel(message["data"].decode())
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("cancel listener lost Redis (%s); reconnecting", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                with suppress(Exception):
+                    await pubsub.aclose()

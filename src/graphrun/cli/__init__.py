@@ -1,0 +1,1 @@
+"""The ``graphrun`` command line (API.md §4). Only this layer configures logging."""

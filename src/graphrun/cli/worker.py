@@ -1,0 +1,75 @@
+"""``graphrun worker``: one worker process, or a supervisor of several."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from graphrun.settings import Settings
+from graphrun.store import open_store
+
+log = logging.getLogger("graphrun.worker")
+
+
+def worker_command(processes: int) -> list[str]:
+    return [sys.executable, "-m", "graphrun", "worker", "--processes", str(processes)]
+
+
+def _migrate(settings: Settings) -> None:
+    async def go() -> None:
+        store = await open_store(settings.sqlalchemy_url)
+        await store.close()
+
+    asyncio.run(go())
+
+
+def run_workers(settings: Settings) -> int:
+    settings.require_redis_url()
+    if settings.worker_processes == 1:
+        from graphrun.worker.process import run_worker
+
+        asyncio.run(run_worker(settings))
+        return 0
+    _migrate(settings)  # once, before the children race for it
+    return supervise([worker_command(1) for _ in range(settings.worker_processes)], env=os.environ.copy())
+
+
+def supervise(commands: list[list[str]], env: dict[str, str]) -> int:
+    """Run the commands, restart any that dies unexpectedly, stop all on SIGTERM/SIGINT."""
+    from graphrun.embedded import die_with_parent
+
+    stopping = False
+
+    def stop(_sig: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    procs = [subprocess.Popen(cmd, env=env, preexec_fn=die_with_parent) for cmd in commands]  # noqa: PLW1509
+    restarts = [0.0] * len(procs)
+    while not stopping:
+        time.sleep(0.2)
+        for i, proc in enumerate(procs):
+            if proc.poll() is not None and not stopping:
+                # Back off a child that keeps dying at start-up instead of spinning.
+                if time.monotonic() - restarts[i] < 1.0:
+                    time.sleep(1.0)
+                log.warning("worker process %s exited with %s; restarting", proc.pid, proc.returncode)
+                restarts[i] = time.monotonic()
+                procs[i] = subprocess.Popen(commands[i], env=env, preexec_fn=die_with_parent)  # noqa: PLW1509
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    for proc in procs:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return 0

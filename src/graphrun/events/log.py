@@ -1,0 +1,153 @@
+"""Writing and reading one execution's event log (a Redis Stream).
+
+Entry ids are chosen by the writer as ``<ms>-<seq>``: ``seq`` counts the execution's events from 0
+and ``ms`` never decreases. Redis refuses an id that is not greater than the last one, so a batch
+that is retried after a lost reply cannot be written twice, and a reader can tell exactly how many
+events trimming took from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from graphrun.errors import BackendUnavailableError, EventLogError
+from graphrun.events.ids import ZERO, StreamId
+from graphrun.events.model import Entry, Event, EventKind
+from graphrun.keys import Keys
+
+log = logging.getLogger("graphrun.events")
+
+MAX_EVENT_BYTES = 1_048_576
+
+
+class EventLog:
+    """Shared by writers and readers of every execution's log in one process."""
+
+    def __init__(self, redis: Redis, keys: Keys, *, maxlen: int, ttl_s: int) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.maxlen = maxlen
+        self.ttl_s = ttl_s
+
+    def writer(self, execution_id: str, *, live_ttl_s: float, next_seq: int = 0, last_ms: int = 0) -> EventWriter:
+        return EventWriter(self, execution_id, live_ttl_s=live_ttl_s, next_seq=next_seq, last_ms=last_ms)
+
+    async def read(self, execution_id: str, after: StreamId, count: int) -> list[Entry]:
+        """Entries strictly after ``after``, oldest first."""
+        try:
+            raw = await self.redis.xrange(self.keys.events(execution_id), min=f"({after}", max="+", count=count)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise BackendUnavailableError("redis", exc) from exc
+        return [Entry.from_redis(i, f) for i, f in raw]
+
+    async def last_id(self, execution_id: str) -> StreamId | None:
+        raw = await self.redis.xrevrange(self.keys.events(execution_id), max="+", min="-", count=1)
+        return StreamId.parse(raw[0][0]) if raw else None
+
+    async def exists(self, execution_id: str) -> bool:
+        return bool(await self.redis.exists(self.keys.events(execution_id)))
+
+
+class EventWriter:
+    """Writes one execution's events in order, batching those produced close together.
+
+    ``emit`` never waits: events queue in memory and one flusher writes everything pending in one
+    pipelined round trip (XADD… plus EXPIRE), so a chatty node costs one round trip per batch, not
+    per event.
+    """
+
+    def __init__(self, log_: EventLog, execution_id: str, *, live_ttl_s: float, next_seq: int, last_ms: int) -> None:
+        self._log = log_
+        self.execution_id = execution_id
+        self._key = log_.keys.events(execution_id)
+        self._live_ttl_s = max(int(live_ttl_s) + log_.ttl_s, 1)
+        self._next_seq = next_seq
+        self._last_ms = last_ms
+        self._pending: list[tuple[StreamId, dict[str, str]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._error: BaseException | None = None
+        self.closed = False
+
+    def emit(self, kind: EventKind, **data: object) -> StreamId:
+        if self.closed:
+            raise EventLogError(f"event log of {self.execution_id} is closed")
+        if self._error is not None:
+            raise EventLogError(f"writing the event log of {self.execution_id} failed") from self._error
+        event = Event(kind, self.execution_id, data)
+        payload = event.payload()
+        if len(payload) > MAX_EVENT_BYTES:
+            payload = Event(
+                kind, self.execution_id, {"truncated_bytes": len(payload), **_cut(data)}, event.ts
+            ).payload()
+        ms = max(int(event.ts * 1000), self._last_ms)
+        entry_id = StreamId(ms, self._next_seq)
+        self._last_ms, self._next_seq = ms, self._next_seq + 1
+        self._pending.append((entry_id, {"k": kind.value, "d": payload}))
+        if event.terminal:
+            self.closed = True
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+        return entry_id
+
+    async def flush(self) -> None:
+        """Wait until everything emitted so far is in Redis; raises if it could not be written."""
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.shield(self._flusher)
+        if self._error is not None:
+            raise EventLogError(f"writing the event log of {self.execution_id} failed") from self._error
+
+    async def _flush_loop(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await self._write(batch)
+            except BaseException as exc:  # noqa: BLE001 - kept and re-raised by flush()/emit()
+                self._error = exc
+                return
+
+    async def _write(self, batch: Sequence[tuple[StreamId, dict[str, str]]]) -> None:
+        # Once the terminal event is emitted every later batch holds it: the log starts to expire.
+        ttl = self._log.ttl_s if self.closed else self._live_ttl_s
+        delay = 0.05
+        deadline = time.monotonic() + 30.0
+        while True:
+            pipe = self._log.redis.pipeline(transaction=False)
+            for entry_id, fields in batch:
+                pipe.xadd(self._key, fields, id=str(entry_id), maxlen=self._log.maxlen, approximate=True)  # type: ignore[arg-type]
+            pipe.expire(self._key, ttl)
+            try:
+                results = await pipe.execute(raise_on_error=False)
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                if time.monotonic() > deadline:
+                    raise BackendUnavailableError("redis", exc) from exc
+                log.warning("event log write for %s failed (%s); retrying", self.execution_id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            for result in results:
+                # An id not above the last one means an earlier try of this batch got through.
+                if isinstance(result, ResponseError) and "equal or smaller" not in str(result):
+                    raise result
+            return
+
+
+def _cut(data: dict[str, object]) -> dict[str, object]:
+    """Keep the small fields of an oversized event, replace the large ones with a marker."""
+    from graphrun.events.model import dumps
+
+    out: dict[str, object] = {}
+    for name, value in data.items():
+        text = dumps(value)
+        out[name] = value if len(text) <= 1024 else {"truncated": True, "bytes": len(text)}
+    return out
+
+
+__all__ = ["ZERO", "EventLog", "EventWriter"]

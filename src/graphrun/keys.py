@@ -1,0 +1,40 @@
+"""Every Redis key, stream and channel name graphrun uses, in one place.
+
+All of them start with the configured prefix (``GRAPHRUN_REDIS_PREFIX``), so several deployments can
+share one Redis server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str = "graphrun:"
+
+    @property
+    def task_queue(self) -> str:
+        """The TaskIQ list queue of execution ids."""
+        return f"{self.prefix}tasks"
+
+    @property
+    def cancel_channel(self) -> str:
+        """Pub/sub channel on which the API pushes cancel requests to every worker process."""
+        return f"{self.prefix}cancel"
+
+    @property
+    def workflow_channel(self) -> str:
+        """Pub/sub channel announcing workflow updates and deletions (graph cache invalidation)."""
+        return f"{self.prefix}workflows"
+
+    def cancel_flag(self, execution_id: str) -> str:
+        """Set when a cancel was requested; checked by a worker when it picks the execution up."""
+        return f"{self.prefix}cancel:{execution_id}"
+
+    def events(self, execution_id: str) -> str:
+        """The Redis Stream holding one execution's event log."""
+        return f"{self.prefix}events:{execution_id}"
+
+    def execution_id_of(self, events_key: str) -> str:
+        return events_key[len(self.prefix) + len("events:") :]

@@ -1,0 +1,25 @@
+"""The TaskIQ broker shared by the API (which enqueues) and workers (which run).
+
+A message carries only the execution id; everything else is read from the store, so the queue never
+holds anything a worker would have to trust or unpickle (TaskIQ's default JSON serializer).
+"""
+
+from __future__ import annotations
+
+from taskiq.kicker import AsyncKicker
+from taskiq_redis import ListQueueBroker
+
+from graphrun.keys import Keys
+
+EXECUTE_TASK = "graphrun.execute"
+
+
+def make_broker(redis_url: str, keys: Keys) -> ListQueueBroker:
+    # A plain list queue (LPUSH/BRPOP): a message is handed to exactly one worker and never
+    # redelivered while it runs, unlike the stream broker's idle-time re-claim. The price, a
+    # message lost with a crashing worker, is paid back by the store: see README "Guarantees".
+    return ListQueueBroker(url=redis_url, queue_name=keys.task_queue)
+
+
+async def enqueue(broker: ListQueueBroker, execution_id: str) -> None:
+    await AsyncKicker(task_name=EXECUTE_TASK, broker=broker, labels={}).kiq(execution_id)

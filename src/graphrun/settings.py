@@ -1,0 +1,116 @@
+"""The one typed settings object.
+
+Built once by the composition roots (the CLI, ``create_app``, the worker process) and passed down;
+no other module reads the environment. Every bad value fails here, at start-up, with the variable's
+name in the message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from graphrun.errors import ConfigError
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GRAPHRUN_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    data_dir: Path = Path("./.graphrun")
+    redis_url: str | None = None
+    database_url: str | None = None
+    config: Path | None = None
+    api_keys: Annotated[tuple[str, ...], NoDecode] = ()
+    event_ttl_s: int = Field(3600, ge=1)
+    execution_timeout_s: float = Field(3600, gt=0)
+    max_input_bytes: int = Field(1_048_576, ge=1)
+
+    # Beyond API.md §5: documented in the README's configuration table.
+    redis_prefix: str = Field("graphrun:", min_length=1)
+    event_maxlen: int = Field(10_000, ge=100)
+    heartbeat_s: float = Field(15.0, gt=0, le=15.0)
+    api_workers: int = Field(2, ge=1, le=64)
+    api_timeout_s: int = Field(30, ge=1)
+    worker_processes: int = Field(1, ge=1, le=64)
+    worker_concurrency: int = Field(100, ge=1, le=10_000)
+    graph_cache_size: int = Field(64, ge=1)
+    token_ttl_s: int = Field(3600, ge=10)
+    llm: str | None = None
+    api_key: str | None = None  # what `graphrun run` sends; defaults to the first of api_keys
+    log_level: str = "INFO"
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(k.strip() for k in value.split(",") if k.strip())
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value or None
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("postgresql", "postgres://", "sqlite")):
+            raise ValueError("must be a postgresql://… or sqlite:///… URL")
+        return value or None
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The async SQLAlchemy URL for the configured database (SQLite in the data dir if unset)."""
+        url = self.database_url
+        if url is None:
+            return f"sqlite+aiosqlite:///{(self.data_dir / 'graphrun.db').resolve()}"
+        if url.startswith("sqlite:"):
+            return "sqlite+aiosqlite:" + url[len("sqlite:") :]
+        for scheme in ("postgresql://", "postgres://", "postgresql+psycopg2://", "postgresql+asyncpg://"):
+            if url.startswith(scheme):
+                return "postgresql+psycopg://" + url[len(scheme) :]
+        return url
+
+    def require_redis_url(self) -> str:
+        if not self.redis_url:
+            raise ConfigError(
+                "GRAPHRUN_REDIS_URL is not set: `graphrun api` and `graphrun worker` need a shared Redis "
+                "(`graphrun serve` starts an embedded one on a single machine)"
+            )
+        return self.redis_url
+
+    @property
+    def registry_file(self) -> Path | None:
+        if self.config is not None:
+            return self.config
+        default = Path("graphrun.toml")
+        return default if default.is_file() else None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment (and ``.env``); a bad value raises ConfigError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"GRAPHRUN_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None
