@@ -53,4 +53,4 @@ class CancelBus:
                 backoff = min(backoff * 2, 5.0)
             finally:
                 with suppress(Exception):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -132,8 +132,11 @@ class GraphrunClient:
             headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
             try:
                 async with aconnect_sse(
-                    self._http, "GET", f"/executions/{execution_id}/events",
-                    headers=headers, timeout=httpx.Timeout(30.0, read=60.0),
+                    self._http,
+                    "GET",
+                    f"/executions/{execution_id}/events",
+                    headers=headers,
+                    timeout=httpx.Timeout(30.0, read=60.0),
                 ) as source:
                     if source.response.status_code >= 400:
                         await source.response.aread()

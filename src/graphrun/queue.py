@@ -22,4 +22,5 @@ def make_broker(redis_url: str, keys: Keys) -> ListQueueBroker:
 
 
 async def enqueue(broker: ListQueueBroker, execution_id: str) -> None:
-    await AsyncKicker(task_name=EXECUTE_TASK, broker=broker, labels={}).kiq(execution_id)
+    kicker: AsyncKicker[[str], None] = AsyncKicker(task_name=EXECUTE_TASK, broker=broker, labels={})
+    await kicker.kiq(execution_id)

@@ -33,7 +33,7 @@ class GraphSpec:
 
 def _check_target(name: str, target: object) -> str:
     if not isinstance(target, str) or target.count(":") != 1 or not all(target.split(":")):
-        raise ConfigError(f"graph {name!r}: expected \"module:callable\", got {target!r}")
+        raise ConfigError(f'graph {name!r}: expected "module:callable", got {target!r}')
     return target
 
 
@@ -84,7 +84,7 @@ class GraphRegistry:
             module_name, attr = spec.target.split(":")
             try:
                 fn = getattr(importlib.import_module(module_name), attr)
-            except Exception as exc:  # noqa: BLE001 - any import-time failure is the factory's
+            except Exception as exc:
                 raise FactoryError(f"graph {name!r}: cannot load factory {spec.target}: {exc!r}") from exc
             if not callable(fn):
                 raise FactoryError(f"graph {name!r}: {spec.target} is not callable")

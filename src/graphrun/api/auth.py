@@ -33,8 +33,11 @@ class Auth:
 
     def require_key(self, request: Request) -> None:
         if self.enabled and not self.key_ok(request):
-            raise HTTPException(401, "missing or wrong API key: send 'Authorization: Bearer <key>'",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401,
+                "missing or wrong API key: send 'Authorization: Bearer <key>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     def token_for(self, execution_id: str) -> str:
         expiry = int(time.time()) + self.token_ttl_s

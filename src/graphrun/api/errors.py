@@ -21,9 +21,9 @@ from graphrun.errors import (
 RETRY_AFTER_S = "5"
 
 
-def _detail(status: int, detail: object, **extra: object) -> JSONResponse:
-    headers = {"Retry-After": RETRY_AFTER_S} if status == 503 else None
-    return JSONResponse({"detail": detail, **extra}, status_code=status, headers=headers)
+def _detail(code: int, detail: object, **extra: object) -> JSONResponse:
+    headers = {"Retry-After": RETRY_AFTER_S} if code == 503 else None
+    return JSONResponse({"detail": detail, **extra}, status_code=code, headers=headers)
 
 
 async def _graphrun_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -52,9 +52,12 @@ async def execution_events(
     last_event_id: str | None = Query(None),
     token: str | None = Query(None),
 ) -> EventSourceResponse:
-    if state.auth.enabled and not state.auth.key_ok(request):
-        if token is None or not state.auth.token_ok(execution_id, token):
-            raise HTTPException(401, "missing or wrong API key or events token", headers={"WWW-Authenticate": "Bearer"})
+    if (
+        state.auth.enabled
+        and not state.auth.key_ok(request)
+        and (token is None or not state.auth.token_ok(execution_id, token))
+    ):
+        raise HTTPException(401, "missing or wrong API key or events token", headers={"WWW-Authenticate": "Bearer"})
     raw = last_event_id_header or last_event_id
     after = StreamId.parse(raw) if raw else ZERO
     await state.store.get_execution(execution_id)  # 404 before the stream starts

@@ -23,10 +23,9 @@ log = logging.getLogger("graphrun.cache")
 
 Key = tuple[int, int]
 
+
 class GraphCache:
-    def __init__(
-        self, store: Store, registry: GraphRegistry, *, max_entries: int = 64, llm: str | None = None
-    ) -> None:
+    def __init__(self, store: Store, registry: GraphRegistry, *, max_entries: int = 64, llm: str | None = None) -> None:
         self.llm = llm
         self.store = store
         self.registry = registry
@@ -72,7 +71,9 @@ class GraphCache:
         return await asyncio.shield(pending)
 
     async def get_current(self, workflow: int | str) -> Any:
-        wf = await (self.store.get_workflow(workflow) if isinstance(workflow, int) else self.store.find_workflow(workflow))
+        wf = await (
+            self.store.get_workflow(workflow) if isinstance(workflow, int) else self.store.find_workflow(workflow)
+        )
         return await self.get(wf.id, wf.version)
 
     def _store(self, key: Key, graph: Any) -> None:
@@ -106,6 +107,9 @@ class GraphCache:
         self.builds += 1
         log.info(
             "built workflow %s v%s (graph %s) in %.0f ms",
-            workflow_id, version, definition.graph, (time.perf_counter() - started) * 1000,
+            workflow_id,
+            version,
+            definition.graph,
+            (time.perf_counter() - started) * 1000,
         )
         return graph

@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 from datetime import datetime
-from typing import Any, TextIO
+from typing import Any, ClassVar, TextIO
 
 from graphrun.client import ClientError, GraphrunClient, StreamEvent
 from graphrun.settings import Settings
@@ -20,9 +20,19 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 class Printer:
     """One readable line per event; colour only on a terminal."""
 
-    COLOURS = {"start": "36", "node_start": "2", "node_end": "32", "message": "0", "custom": "35",
-               "complete": "1;32", "error": "1;31", "cancelled": "1;33", "timeout": "1;33",
-               "truncated": "33", "resumed": "36"}
+    COLOURS: ClassVar[dict[str, str]] = {
+        "start": "36",
+        "node_start": "2",
+        "node_end": "32",
+        "message": "0",
+        "custom": "35",
+        "complete": "1;32",
+        "error": "1;31",
+        "cancelled": "1;33",
+        "timeout": "1;33",
+        "truncated": "33",
+        "resumed": "36",
+    }
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
@@ -54,19 +64,34 @@ class Printer:
             self.out.write(text)
             self.out.flush()
             return
-        detail = {
-            "start": lambda: f"workflow {data.get('workflow_id')} v{data.get('workflow_version')}, attempt {data.get('attempt')}",
-            "node_start": lambda: f"▸ {node}",
-            "node_end": lambda: f"✓ {node}  {_short(data.get('output'))}",
-            "custom": lambda: f"{node}  {_short(data.get('data'))}",
-            "resumed": lambda: f"attempt {data.get('attempt')}",
-            "truncated": lambda: f"{data.get('missed')} event(s) were trimmed from the log before they could be read",
-            "complete": lambda: _short(data.get("output"), 2000),
-            "error": lambda: f"{(data.get('error') or {}).get('type')}: {(data.get('error') or {}).get('message')}",
-            "cancelled": lambda: "",
-            "timeout": lambda: f"time limit of {data.get('timeout_s')} s reached",
-        }.get(kind, lambda: _short(data))()
+        detail = _describe(kind, data, node)
         self.line(f"{stamp}  {self._paint(kind, f'{kind:<10}')}  {detail}".rstrip())
+
+
+def _describe(kind: str, data: dict[str, Any], node: str) -> str:
+    error = data.get("error") or {}
+    match kind:
+        case "start":
+            return f"workflow {data.get('workflow_id')} v{data.get('workflow_version')}, attempt {data.get('attempt')}"
+        case "node_start":
+            return f"▸ {node}"
+        case "node_end":
+            return f"✓ {node}  {_short(data.get('output'))}"
+        case "custom":
+            return f"{node}  {_short(data.get('data'))}"
+        case "resumed":
+            return f"attempt {data.get('attempt')}"
+        case "truncated":
+            return f"{data.get('missed')} event(s) were trimmed from the log before they could be read"
+        case "complete":
+            return _short(data.get("output"), 2000)
+        case "error":
+            return f"{error.get('type')}: {error.get('message')}"
+        case "cancelled":
+            return ""
+        case "timeout":
+            return f"time limit of {data.get('timeout_s')} s reached"
+    return _short(data)
 
 
 def _short(value: Any, limit: int = 200) -> str:
@@ -85,8 +110,11 @@ async def _resolve(client: GraphrunClient, ref: str, out: TextIO) -> dict[str, A
         created = await client.create_workflow(ref, ref, {})
         print(f"created workflow {created['id']} {ref!r} (graph {ref}, default config)", file=sys.stderr)
         return created
-    raise ClientError(404, f"no workflow with id or name {ref!r}, and no graph of that name "
-                           f"(registered graphs: {', '.join(sorted(graphs))})")
+    raise ClientError(
+        404,
+        f"no workflow with id or name {ref!r}, and no graph of that name "
+        f"(registered graphs: {', '.join(sorted(graphs))})",
+    )
 
 
 async def run(settings: Settings, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
@@ -106,11 +134,13 @@ async def run(settings: Settings, args: argparse.Namespace, out: TextIO = sys.st
             return EXIT_FAILED
         execution_id = submitted["execution_id"]
         if not args.json:
-            printer.line(f"execution {execution_id}  (workflow {workflow['id']} {workflow['name']!r} v{submitted['workflow_version']})")
+            version = submitted["workflow_version"]
+            printer.line(f"execution {execution_id}  (workflow {workflow['id']} {workflow['name']!r} v{version})")
 
         loop = asyncio.get_running_loop()
         follow_task = asyncio.current_task()
         interrupted = False
+        pending: set[asyncio.Task[Any]] = set()
 
         def on_interrupt() -> None:
             nonlocal interrupted
@@ -119,7 +149,9 @@ async def run(settings: Settings, args: argparse.Namespace, out: TextIO = sys.st
                 return
             interrupted = True
             print("\ncancelling… (Ctrl-C again to stop waiting)", file=sys.stderr)
-            loop.create_task(client.cancel(execution_id))
+            task = loop.create_task(client.cancel(execution_id))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
 
         loop.add_signal_handler(signal.SIGINT, on_interrupt)
         last = "error"

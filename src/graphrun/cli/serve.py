@@ -43,7 +43,9 @@ def serve(settings: Settings) -> int:
         env["GRAPHRUN_REDIS_URL"] = settings.redis_url or ""
         env["GRAPHRUN_DATABASE_URL"] = settings.sqlalchemy_url.replace("sqlite+aiosqlite:", "sqlite:", 1)
         workers = subprocess.Popen(
-            worker_command(settings.worker_processes), env=env, preexec_fn=die_with_parent  # noqa: PLW1509
+            worker_command(settings.worker_processes),
+            env=env,
+            preexec_fn=die_with_parent,  # noqa: PLW1509
         )
 
         from graphrun.api import create_app

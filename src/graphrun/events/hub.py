@@ -55,7 +55,8 @@ class StreamHub:
     (single-connection client, no socket timeout shorter than the block)."""
 
     def __init__(
-        self, redis: Redis, connect: Callable[[], Redis], *, block_ms: int = 5000, batch: int = 500, buffer: int = 1000) -> None:
+        self, redis: Redis, connect: Callable[[], Redis], *, block_ms: int = 5000, batch: int = 500, buffer: int = 1000
+    ) -> None:
         self._redis = redis
         self._connect_reader = connect
         self._block_ms = block_ms
@@ -96,7 +97,7 @@ class StreamHub:
             # subscriber's own catch-up. Anything added from here on is above this id.
             raw = await self._redis.xrevrange(key, max="+", min="-", count=1)
             if key in self._subs and key not in self._cursors:
-                self._cursors[key] = StreamId.parse(raw[0][0]) if raw else ZERO
+                self._cursors[key] = StreamId.parse(raw[0][0]) if raw else ZERO  # type: ignore[arg-type]
                 self._generation += 1
                 self._changed.set()
                 await self._wake_reader()
@@ -160,9 +161,9 @@ class StreamHub:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            for raw_key, raw_entries in resp or ():
+            for raw_key, raw_entries in resp or ():  # type: ignore[str-unpack]
                 key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
-                entries = [Entry.from_redis(i, f) for i, f in raw_entries]
+                entries = [Entry.from_redis(i, f) for i, f in raw_entries]  # type: ignore[str-unpack, arg-type, union-attr]
                 if not entries or key not in self._cursors:
                     continue
                 self._cursors[key] = entries[-1].id

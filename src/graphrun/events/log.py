@@ -46,11 +46,11 @@ class EventLog:
             raw = await self.redis.xrange(self.keys.events(execution_id), min=f"({after}", max="+", count=count)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise BackendUnavailableError("redis", exc) from exc
-        return [Entry.from_redis(i, f) for i, f in raw]
+        return [Entry.from_redis(i, f) for i, f in raw or ()]  # type: ignore[arg-type]
 
     async def last_id(self, execution_id: str) -> StreamId | None:
         raw = await self.redis.xrevrange(self.keys.events(execution_id), max="+", min="-", count=1)
-        return StreamId.parse(raw[0][0]) if raw else None
+        return StreamId.parse(raw[0][0]) if raw else None  # type: ignore[arg-type]
 
     async def exists(self, execution_id: str) -> bool:
         return bool(await self.redis.exists(self.keys.events(execution_id)))

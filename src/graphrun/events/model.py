@@ -70,7 +70,6 @@ class Event:
         return {"k": self.kind.value, "d": self.payload()}
 
 
-
 @dataclass(frozen=True, slots=True)
 class Entry:
     """An event as read back from the log: the JSON is kept as written, never re-encoded."""

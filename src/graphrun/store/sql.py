@@ -239,9 +239,7 @@ class SQLStore:
 
     # -- executions -----------------------------------------------------------------------------
 
-    async def create_execution(
-        self, workflow_id: int, input: dict[str, Any], timeout_s: float | None
-    ) -> Execution:
+    async def create_execution(self, workflow_id: int, input: dict[str, Any], timeout_s: float | None) -> Execution:
         now = _now()
         async with self._tx() as conn:
             version = (

@@ -106,7 +106,10 @@ class ExecutionRunner:
             self._cancel_requested.discard(execution_id)
         log.info(
             "execution %s workflow=%s v%s attempt=%s finished in %.1f ms",
-            execution_id, execution.workflow_id, execution.workflow_version, execution.attempt,
+            execution_id,
+            execution.workflow_id,
+            execution.workflow_version,
+            execution.attempt,
             (time.perf_counter() - started) * 1000,
         )
 
@@ -125,7 +128,7 @@ class ExecutionRunner:
         # event, so whoever sees it can already read the final status.
         try:
             await writer.flush()
-        except Exception:  # noqa: BLE001 - the outcome still has to be stored
+        except Exception:
             log.exception("event log of %s incomplete", execution.id)
         stored = await self.store.finish_execution(execution.id, execution.attempt, status, output, error)
         if stored is None:
@@ -145,9 +148,7 @@ class ExecutionRunner:
         # namespace it is that task's (parallel branches leave ``node`` null).
         active: dict[tuple[str, ...], dict[str, str]] = {}
         final: Any = None
-        async for ns, mode, chunk in graph.astream(
-            execution.input, config, stream_mode=STREAM_MODES, subgraphs=True
-        ):
+        async for ns, mode, chunk in graph.astream(execution.input, config, stream_mode=STREAM_MODES, subgraphs=True):
             scope = {"namespace": list(ns)} if ns else {}
             if mode == "tasks":
                 tasks = active.setdefault(ns, {})
