@@ -13,6 +13,7 @@ import pytest
 import uvicorn
 from redis.asyncio import Redis
 
+from graphrun.connections import shared_client
 from graphrun.embedded import EmbeddedRedis, free_port
 from graphrun.settings import Settings
 
@@ -53,7 +54,7 @@ def settings(redis_server: str, prefix: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def redis(redis_server: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_server)
+    client = shared_client(redis_server)
     yield client
     await client.aclose()
 

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from redis.asyncio import Redis
 
 from graphrun import __version__
 from graphrun.api import errors, events, executions, system, workflows
@@ -15,6 +14,7 @@ from graphrun.api.auth import Auth
 from graphrun.api.limits import BodyLimit
 from graphrun.api.state import AppState
 from graphrun.cancel import CancelBus
+from graphrun.connections import dedicated_client, shared_client
 from graphrun.events.hub import StreamHub
 from graphrun.events.log import EventLog
 from graphrun.keys import Keys
@@ -35,8 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keys = Keys(settings.redis_prefix)
         store = await open_store(settings.sqlalchemy_url)
-        redis = Redis.from_url(redis_url, health_check_interval=30, max_connections=64)
-        hub = StreamHub(redis, lambda: Redis.from_url(redis_url, single_connection_client=True))
+        redis = shared_client(redis_url)
+        hub = StreamHub(redis, lambda: dedicated_client(redis_url))
         broker = make_broker(redis_url, keys)
         await broker.startup()
         await hub.start()

@@ -48,6 +48,11 @@ def dumps(value: Any) -> str:
     return json.dumps(value, default=_default, separators=(",", ":"), ensure_ascii=False)
 
 
+def to_jsonable(value: Any) -> Any:
+    """``value`` as plain JSON types, converted the way events are."""
+    return json.loads(dumps(value))
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """One event. ``data`` holds the fields beyond ``execution_id`` and ``ts`` (API.md §3)."""

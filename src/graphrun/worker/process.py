@@ -11,11 +11,11 @@ import logging
 import signal
 from contextlib import suppress
 
-from redis.asyncio import Redis
 from taskiq.api.receiver import run_receiver_task
 
 from graphrun.cache import GraphCache
 from graphrun.cancel import CancelBus
+from graphrun.connections import shared_client
 from graphrun.events.log import EventLog
 from graphrun.keys import Keys
 from graphrun.queue import EXECUTE_TASK, make_broker
@@ -33,7 +33,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     keys = Keys(settings.redis_prefix)
     registry = GraphRegistry.load(settings.registry_file)
     store = await open_store(settings.sqlalchemy_url)
-    redis = Redis.from_url(redis_url, health_check_interval=30)
+    redis = shared_client(redis_url)
     events = EventLog(redis, keys, maxlen=settings.event_maxlen, ttl_s=settings.event_ttl_s)
     cache = GraphCache(store, registry, max_entries=settings.graph_cache_size, llm=settings.llm)
     cancels = CancelBus(redis, keys)

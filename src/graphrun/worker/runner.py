@@ -19,7 +19,7 @@ from graphrun.cache import GraphCache
 from graphrun.cancel import CancelBus
 from graphrun.errors import FactoryError
 from graphrun.events.log import EventLog, EventWriter
-from graphrun.events.model import EventKind
+from graphrun.events.model import EventKind, to_jsonable
 from graphrun.store.base import Execution, ExecutionStatus, Store
 
 log = logging.getLogger("graphrun.worker")
@@ -61,6 +61,16 @@ class ExecutionRunner:
         return True
 
     async def execute(self, execution_id: str) -> None:
+        """The queue's task. Never raises (but for the worker's own shutdown): whatever goes wrong
+        with one execution is that execution's outcome, not the worker's."""
+        try:
+            await self._execute(execution_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("execution %s: internal error", execution_id)
+
+    async def _execute(self, execution_id: str) -> None:
         execution = await self.store.claim_execution(execution_id)
         if execution is None:
             log.info("execution %s was not queued any more (cancelled or taken); skipped", execution_id)
@@ -130,6 +140,8 @@ class ExecutionRunner:
             await writer.flush()
         except Exception:
             log.exception("event log of %s incomplete", execution.id)
+        # Node outputs may hold LangChain messages and other objects: store what the stream sends.
+        output = to_jsonable(output)
         stored = await self.store.finish_execution(execution.id, execution.attempt, status, output, error)
         if stored is None:
             log.warning("execution %s: final status %s refused (no longer this attempt's)", execution.id, status)

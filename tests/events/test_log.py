@@ -1,0 +1,94 @@
+"""The event log's writer: explicit ids, batching, idempotent retries, trim and expiry."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.asyncio import Redis
+
+from graphrun.errors import BadEventIdError
+from graphrun.events.ids import ZERO, StreamId
+from graphrun.events.log import EventLog
+from graphrun.events.model import EventKind
+from graphrun.keys import Keys
+
+
+@pytest.fixture
+def log(redis: Redis, prefix: str) -> EventLog:
+    return EventLog(redis, Keys(prefix), maxlen=100, ttl_s=60)
+
+
+def test_stream_ids_compare_as_numbers() -> None:
+    assert StreamId.parse("10-2") > StreamId.parse("9-99")
+    assert StreamId.parse("1732451234567-10") > StreamId.parse("1732451234567-9")
+    assert str(StreamId.parse("5-0")) == "5-0"
+    for bad in ["", "abc", "1", "1-", "-1", "1-2-3", "1.5-0", "99999999999999999999999-0"]:
+        with pytest.raises(BadEventIdError):
+            StreamId.parse(bad)
+
+
+async def test_ids_count_events_and_batches_are_pipelined(log: EventLog, redis: Redis) -> None:
+    writer = log.writer("ex1", live_ttl_s=30)
+    calls = 0
+    original = writer._write
+
+    async def counting(batch):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        await original(batch)
+
+    writer._write = counting  # type: ignore[method-assign]
+    ids = [writer.emit(EventKind.CUSTOM, node="n", data={"i": i}) for i in range(500)]
+    await writer.flush()
+    assert [i.seq for i in ids] == list(range(500))
+    assert ids == sorted(ids)
+    assert calls < 10, f"{calls} round trips for 500 events produced together"
+    entries = await log.read("ex1", ZERO, 1000)
+    assert len(entries) <= 500 and entries[-1].id == ids[-1]  # trimmed to about maxlen
+    assert await redis.ttl(log.keys.events("ex1")) > 60  # live: event TTL + run time
+
+
+async def test_terminal_event_closes_and_starts_expiry(log: EventLog, redis: Redis) -> None:
+    writer = log.writer("ex2", live_ttl_s=1000)
+    writer.emit(EventKind.START, workflow_id=1, workflow_version=1, attempt=1)
+    writer.emit(EventKind.COMPLETE, output={"n": 1})
+    await writer.flush()
+    assert 0 < await redis.ttl(log.keys.events("ex2")) <= 60
+    entries = await log.read("ex2", ZERO, 10)
+    assert [e.kind for e in entries] == ["start", "complete"]
+    assert entries[-1].terminal
+    with pytest.raises(Exception, match="closed"):
+        writer.emit(EventKind.CUSTOM)
+
+
+async def test_a_retried_batch_is_not_written_twice(log: EventLog) -> None:
+    writer = log.writer("ex3", live_ttl_s=30)
+    batch = [(StreamId(1000, 0), {"k": "start", "d": "{}"}), (StreamId(1000, 1), {"k": "custom", "d": "{}"})]
+    await writer._write(batch)
+    await writer._write(batch)  # as if the first reply had been lost
+    assert len(await log.read("ex3", ZERO, 10)) == 2
+
+
+async def test_oversized_event_is_cut_with_a_marker(log: EventLog) -> None:
+    writer = log.writer("ex4", live_ttl_s=30)
+    writer.emit(EventKind.NODE_END, node="big", output="x" * 2_000_000)
+    await writer.flush()
+    (entry,) = await log.read("ex4", ZERO, 10)
+    assert len(entry.data) < 10_000
+    assert '"truncated_bytes"' in entry.data and '"node":"big"' in entry.data
+
+
+async def test_concurrent_writers_of_different_executions(log: EventLog) -> None:
+    writers = [log.writer(f"c{i}", live_ttl_s=30) for i in range(20)]
+
+    async def chatty(w):  # type: ignore[no-untyped-def]
+        for i in range(50):
+            w.emit(EventKind.CUSTOM, data={"i": i})
+            if i % 10 == 0:
+                await asyncio.sleep(0)
+        await w.flush()
+
+    await asyncio.gather(*(chatty(w) for w in writers))
+    for i in range(20):
+        assert len(await log.read(f"c{i}", ZERO, 100)) == 50

@@ -1,0 +1,179 @@
+"""Executions end to end in one process: API + a worker on the same real Redis and SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from graphrun.settings import Settings
+from tests.conftest import ServerHandle
+from tests.helpers import chain_workflow, read_events, submit
+
+
+@pytest.fixture
+async def client(api: ServerHandle, worker: None) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api.url, timeout=30) as c:
+        yield c
+
+
+async def wait_status(client: httpx.AsyncClient, execution_id: str, *statuses: str, timeout: float = 20) -> dict:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        ex = (await client.get(f"/executions/{execution_id}")).json()
+        if ex["status"] in statuses:
+            return ex
+        assert asyncio.get_running_loop().time() < deadline, ex
+        await asyncio.sleep(0.05)
+
+
+async def test_chain_runs_and_streams(client: httpx.AsyncClient) -> None:
+    wf = await chain_workflow(client, steps=4, emit=2)
+    sub = await submit(client, wf["id"])
+    events = await read_events(client, sub["execution_id"])
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "complete"
+    assert events[0]["data"] | {"ts": 0} == {
+        "execution_id": sub["execution_id"], "workflow_id": wf["id"], "workflow_version": 1, "attempt": 1, "ts": 0
+    }
+    ends = [e["data"] for e in events if e["event"] == "node_end"]
+    assert [(d["node"], d["output"]) for d in ends] == [(f"step_{i}", {"n": i}) for i in range(1, 5)]
+    assert [e["data"]["node"] for e in events if e["event"] == "node_start"] == [f"step_{i}" for i in range(1, 5)]
+    customs = [e["data"] for e in events if e["event"] == "custom"]
+    assert [(c["node"], c["data"]) for c in customs] == [(f"step_{i}", {"i": k}) for i in range(1, 5) for k in range(2)]
+    assert events[-1]["data"]["output"] == {"n": 4}
+    ids = [e["id"] for e in events]
+    assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))
+    ex = await wait_status(client, sub["execution_id"], "succeeded")
+    assert ex["output"] == {"n": 4} and ex["error"] is None and ex["attempt"] == 1
+    assert ex["started_at"] and ex["finished_at"]
+    # The stored result outlives the stream: replay is identical.
+    assert await read_events(client, sub["execution_id"]) == events
+    middle = events[len(events) // 2]["id"]
+    assert await read_events(client, sub["execution_id"], last_event_id=middle) == events[len(events) // 2 + 1 :]
+
+
+async def test_failing_node_fails_the_execution_not_the_worker(client: httpx.AsyncClient) -> None:
+    wf = await chain_workflow(client, steps=3, fail_at=2)
+    sub = await submit(client, wf["id"])
+    events = await read_events(client, sub["execution_id"])
+    assert [e["event"] for e in events][-1] == "error"
+    assert events[-1]["data"]["error"] == {"type": "RuntimeError", "message": "fail_at"}
+    assert "step_3" not in {e["data"].get("node") for e in events}
+    ex = await wait_status(client, sub["execution_id"], "failed")
+    assert ex["error"]["type"] == "RuntimeError"
+    ok = await chain_workflow(client, steps=1)
+    assert (await read_events(client, (await submit(client, ok["id"]))["execution_id"]))[-1]["event"] == "complete"
+
+
+async def test_factory_error_names_the_workflow(client: httpx.AsyncClient, settings: Settings) -> None:
+    wf = await chain_workflow(client, steps=2)
+    # Valid JSON the API accepted, but the factory rejects when it builds (a kb_agent pointing at a
+    # search workflow that does not exist).
+    agent = (await client.post("/workflows", json={"name": "a", "graph": "kb_agent",
+                                                   "config": {"search_workflow": 987654}})).json()
+    sub = await submit(client, agent["id"], input={"question": "how do refunds work?"})
+    events = await read_events(client, sub["execution_id"])
+    assert [e["event"] for e in events] == ["start", "error"]
+    error = events[-1]["data"]["error"]
+    assert error["type"] == "FactoryError"
+    assert f"workflow {agent['id']}" in error["message"] and "kb_agent" in error["message"]
+    # The worker goes on.
+    assert (await read_events(client, (await submit(client, wf["id"]))["execution_id"]))[-1]["event"] == "complete"
+
+
+async def test_execution_keeps_the_version_pinned_at_submit(client: httpx.AsyncClient) -> None:
+    wf = await chain_workflow(client, steps=2, delay_s=0.3)
+    first = await submit(client, wf["id"])
+    await client.put(f"/workflows/{wf['id']}", json={"config": {"steps": 3}})
+    second = await submit(client, wf["id"])
+    assert (first["workflow_version"], second["workflow_version"]) == (1, 2)
+    assert (await read_events(client, first["execution_id"]))[-1]["data"]["output"] == {"n": 2}
+    assert (await read_events(client, second["execution_id"]))[-1]["data"]["output"] == {"n": 3}
+
+
+async def test_cancel_a_running_execution_mid_node(client: httpx.AsyncClient) -> None:
+    wf = await chain_workflow(client, steps=3, delay_s=30)
+    sub = await submit(client, wf["id"])
+    await wait_status(client, sub["execution_id"], "running")
+    await asyncio.sleep(0.2)
+    started = asyncio.get_running_loop().time()
+    assert (await client.post(f"/executions/{sub['execution_id']}/cancel")).status_code == 202
+    events = await read_events(client, sub["execution_id"])
+    assert asyncio.get_running_loop().time() - started < 5
+    assert events[-1]["event"] == "cancelled"
+    assert "step_2" not in {e["data"].get("node") for e in events}
+    assert (await wait_status(client, sub["execution_id"], "cancelled"))["status"] == "cancelled"
+    again = await client.post(f"/executions/{sub['execution_id']}/cancel")
+    assert again.status_code == 202
+
+
+async def test_cancel_a_finished_execution_is_409(client: httpx.AsyncClient) -> None:
+    wf = await chain_workflow(client, steps=1)
+    sub = await submit(client, wf["id"])
+    await read_events(client, sub["execution_id"])
+    await wait_status(client, sub["execution_id"], "succeeded")
+    r = await client.post(f"/executions/{sub['execution_id']}/cancel")
+    assert r.status_code == 409 and r.json()["status"] == "succeeded" and "succeeded" in r.json()["detail"]
+
+
+async def test_time_limit(client: httpx.AsyncClient) -> None:
+    wf = await chain_workflow(client, steps=2, delay_s=5)
+    sub = await submit(client, wf["id"], timeout_s=0.5)
+    events = await read_events(client, sub["execution_id"])
+    assert events[-1]["event"] == "timeout" and events[-1]["data"]["timeout_s"] == 0.5
+    assert (await wait_status(client, sub["execution_id"], "timed_out"))["status"] == "timed_out"
+
+
+async def test_kb_agent_with_its_search_as_a_stored_sub_workflow(client: httpx.AsyncClient) -> None:
+    search = (await client.post("/workflows", json={"name": "kb", "graph": "kb_search", "config": {"top_k": 2}})).json()
+    agent = (await client.post("/workflows", json={"name": "agent", "graph": "kb_agent",
+                                                   "config": {"search_workflow": search["id"]}})).json()
+    sub = await submit(client, agent["id"], input={"question": "How long are database backups kept?"})
+    events = await read_events(client, sub["execution_id"])
+    assert events[-1]["event"] == "complete", events[-1]
+    output = events[-1]["data"]["output"]
+    assert output["answer"] and output["passages"]
+    assert any("backup" in p["doc"] for p in output["passages"])
+
+
+async def test_registry_file_graph(tmp_path: Path, settings: Settings) -> None:
+    """A graph from graphrun.toml runs like a built-in one."""
+    module = tmp_path / "my_graphs.py"
+    module.write_text(
+        "from typing import TypedDict\n"
+        "from langgraph.graph import StateGraph, START, END\n"
+        "class S(TypedDict):\n    text: str\n"
+        "async def build(config):\n"
+        "    '''Shouts.'''\n"
+        "    g = StateGraph(S)\n"
+        "    g.add_node('shout', lambda s: {'text': s['text'].upper() + config.get('suffix', '')})\n"
+        "    g.add_edge(START, 'shout'); g.add_edge('shout', END)\n"
+        "    return g.compile()\n"
+    )
+    (tmp_path / "graphrun.toml").write_text('[graphs]\nshout = "my_graphs:build"\n')
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        from tests.conftest import start_api
+        from graphrun.worker.process import run_worker
+
+        s = settings.model_copy(update={"config": tmp_path / "graphrun.toml"})
+        handle, api_task = await start_api(s)
+        stop = asyncio.Event()
+        worker_task = asyncio.create_task(run_worker(s, stop))
+        async with httpx.AsyncClient(base_url=handle.url) as c:
+            assert {"name": "shout", "description": "Shouts."} in (await c.get("/graphs")).json()
+            wf = (await c.post("/workflows", json={"name": "s", "graph": "shout", "config": {"suffix": "!"}})).json()
+            sub = await submit(c, wf["id"], input={"text": "hi"})
+            assert (await read_events(c, sub["execution_id"]))[-1]["data"]["output"] == {"text": "HI!"}
+        stop.set()
+        await worker_task
+        handle.server.should_exit = True
+        await api_task
+    finally:
+        sys.path.remove(str(tmp_path))
