@@ -15,9 +15,7 @@ async def read_events(
     headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
     events: list[dict[str, Any]] = []
     current: dict[str, Any] = {}
-    async with client.stream(
-        "GET", f"/executions/{execution_id}/events", headers=headers, timeout=timeout
-    ) as response:
+    async with client.stream("GET", f"/executions/{execution_id}/events", headers=headers, timeout=timeout) as response:
         assert response.status_code == 200, await response.aread()
         assert response.headers["content-type"].startswith("text/event-stream")
         async for line in response.aiter_lines():

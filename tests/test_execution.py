@@ -37,7 +37,11 @@ async def test_chain_runs_and_streams(client: httpx.AsyncClient) -> None:
     kinds = [e["event"] for e in events]
     assert kinds[0] == "start" and kinds[-1] == "complete"
     assert events[0]["data"] | {"ts": 0} == {
-        "execution_id": sub["execution_id"], "workflow_id": wf["id"], "workflow_version": 1, "attempt": 1, "ts": 0
+        "execution_id": sub["execution_id"],
+        "workflow_id": wf["id"],
+        "workflow_version": 1,
+        "attempt": 1,
+        "ts": 0,
     }
     ends = [e["data"] for e in events if e["event"] == "node_end"]
     assert [(d["node"], d["output"]) for d in ends] == [(f"step_{i}", {"n": i}) for i in range(1, 5)]
@@ -73,8 +77,9 @@ async def test_factory_error_names_the_workflow(client: httpx.AsyncClient, setti
     wf = await chain_workflow(client, steps=2)
     # Valid JSON the API accepted, but the factory rejects when it builds (a kb_agent pointing at a
     # search workflow that does not exist).
-    agent = (await client.post("/workflows", json={"name": "a", "graph": "kb_agent",
-                                                   "config": {"search_workflow": 987654}})).json()
+    agent = (
+        await client.post("/workflows", json={"name": "a", "graph": "kb_agent", "config": {"search_workflow": 987654}})
+    ).json()
     sub = await submit(client, agent["id"], input={"question": "how do refunds work?"})
     events = await read_events(client, sub["execution_id"])
     assert [e["event"] for e in events] == ["start", "error"]
@@ -130,8 +135,11 @@ async def test_time_limit(client: httpx.AsyncClient) -> None:
 
 async def test_kb_agent_with_its_search_as_a_stored_sub_workflow(client: httpx.AsyncClient) -> None:
     search = (await client.post("/workflows", json={"name": "kb", "graph": "kb_search", "config": {"top_k": 2}})).json()
-    agent = (await client.post("/workflows", json={"name": "agent", "graph": "kb_agent",
-                                                   "config": {"search_workflow": search["id"]}})).json()
+    agent = (
+        await client.post(
+            "/workflows", json={"name": "agent", "graph": "kb_agent", "config": {"search_workflow": search["id"]}}
+        )
+    ).json()
     sub = await submit(client, agent["id"], input={"question": "How long are database backups kept?"})
     events = await read_events(client, sub["execution_id"])
     assert events[-1]["event"] == "complete", events[-1]
@@ -159,8 +167,8 @@ async def test_registry_file_graph(tmp_path: Path, settings: Settings) -> None:
 
     sys.path.insert(0, str(tmp_path))
     try:
-        from tests.conftest import start_api
         from graphrun.worker.process import run_worker
+        from tests.conftest import start_api
 
         s = settings.model_copy(update={"config": tmp_path / "graphrun.toml"})
         handle, api_task = await start_api(s)

@@ -8,6 +8,7 @@ then the workers, then Redis.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -60,7 +61,9 @@ def serve(settings: Settings) -> int:
             log_config=None,
         )
         log.info("graphrun serving on http://%s:%s", settings.host, settings.port)
-        uvicorn.Server(config).run()
+        # uvicorn re-raises the Ctrl-C it handled; stopping was asked for, so exit 0.
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.Server(config).run()
         return 0
     finally:
         if workers is not None:
