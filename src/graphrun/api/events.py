@@ -77,5 +77,6 @@ async def execution_events(
         frames(),
         ping=state.settings.heartbeat_s,
         ping_message_factory=_ping,
+        sep="\n",  # plain LF framing, as API.md §3 shows it
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -308,3 +308,8 @@ async def build_agent(
     graph.add_edge("retrieve", "answer")
     graph.add_edge("answer", END)
     return graph
+
+
+# Let the API check configs when a workflow is created, not when it first runs.
+build_search.config_model = SearchConfig  # type: ignore[attr-defined]
+build_agent.config_model = AgentConfig  # type: ignore[attr-defined]
