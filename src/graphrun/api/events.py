@@ -23,8 +23,12 @@ _TERMINAL_OF = {
 }
 
 
+# Plain LF framing, as API.md §3 shows it (sse-starlette's default is CRLF).
+SEP = "\n"
+
+
 def _ping() -> ServerSentEvent:
-    return ServerSentEvent(comment="ping")
+    return ServerSentEvent(comment="ping", sep=SEP)
 
 
 async def _stored_terminal(state: AppState, execution_id: str) -> Event | None:
@@ -69,14 +73,14 @@ async def execution_events(
             if isinstance(item, Truncated):
                 # No id: the client's Last-Event-ID stays on the last event it really received.
                 data = Event(EventKind.TRUNCATED, execution_id, {"missed": item.missed}).payload()
-                yield ServerSentEvent(data=data, event=EventKind.TRUNCATED.value)
+                yield ServerSentEvent(data=data, event=EventKind.TRUNCATED.value, sep=SEP)
             else:
-                yield ServerSentEvent(data=item.data, event=item.kind, id=str(item.id))
+                yield ServerSentEvent(data=item.data, event=item.kind, id=str(item.id), sep=SEP)
 
     return EventSourceResponse(
         frames(),
         ping=state.settings.heartbeat_s,
         ping_message_factory=_ping,
-        sep="\n",  # plain LF framing, as API.md §3 shows it
+        sep=SEP,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

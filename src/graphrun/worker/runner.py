@@ -178,7 +178,8 @@ class ExecutionRunner:
             elif mode == "messages":
                 message, meta = chunk
                 content = getattr(message, "content", None)
-                if content:
+                # Only model output: the human/tool messages a node returns are state, not a stream.
+                if content and getattr(message, "type", None) in ("ai", "AIMessageChunk"):
                     writer.emit(EventKind.MESSAGE, node=meta.get("langgraph_node"), content=content, **scope)
             elif mode == "values" and not ns:
                 final = chunk
