@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Depends, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from graphrun.api.schemas import GraphOut
 from graphrun.api.state import State, require_key
 from graphrun.errors import GraphrunError
+from graphrun.metrics import render
 
 public = APIRouter()
 router = APIRouter(dependencies=[Depends(require_key)])
@@ -39,7 +39,8 @@ async def readyz(state: State, response: Response) -> dict[str, object]:
 
 @router.get("/metrics")
 async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    body, content_type = render()
+    return Response(body, media_type=content_type)
 
 
 @router.get("/graphs", response_model=list[GraphOut])

@@ -93,6 +93,25 @@ def _configure_logging(settings: Settings) -> None:
     )
 
 
+def share_metrics(settings: Settings, name: str) -> None:
+    """Let every process this command starts on this machine report through one /metrics.
+
+    Must run before any metric is created (prometheus_client reads the variable at import), so
+    only the CLI, the composition root, sets it; child processes inherit it.
+    """
+    import os
+    import shutil
+
+    MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # not imported from graphrun.metrics: importing it creates the metrics
+
+    if os.environ.get(MULTIPROC_ENV):
+        return  # a parent (serve) already set it up
+    folder = (settings.data_dir / f"metrics-{name}-{settings.port}").resolve()
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.environ[MULTIPROC_ENV] = str(folder)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     overrides: dict[str, Any] = {}
@@ -112,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(**overrides)
         if args.command != "run":
             _configure_logging(settings)
+        if args.command in ("serve", "api"):
+            share_metrics(settings, args.command)
         if args.command == "serve":
             from graphrun.cli.serve import serve
 

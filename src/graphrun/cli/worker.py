@@ -61,6 +61,9 @@ def supervise(commands: list[list[str]], env: dict[str, str]) -> int:
                 if time.monotonic() - restarts[i] < 1.0:
                     time.sleep(1.0)
                 log.warning("worker process %s exited with %s; restarting", proc.pid, proc.returncode)
+                from graphrun.metrics import mark_process_dead
+
+                mark_process_dead(proc.pid)
                 restarts[i] = time.monotonic()
                 procs[i] = subprocess.Popen(commands[i], env=env, preexec_fn=die_with_parent)  # noqa: PLW1509
     for proc in procs:

@@ -1,0 +1,73 @@
+"""Every Prometheus metric graphrun exports, in one place.
+
+Processes on one machine (``graphrun serve``, Gunicorn's workers) share one registry through
+prometheus_client's multiprocess mode: the CLI points ``PROMETHEUS_MULTIPROC_DIR`` at a folder in the
+data dir before any metric is created, and ``/metrics`` then reports every process of the machine,
+workers included. Without it each process reports its own.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as _mp
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# Graph cache (issue: versioned multi-level graph cache).
+CACHE_HITS = Counter("graphrun_graph_cache_hits_total", "Compiled-graph cache hits")
+CACHE_MISSES = Counter("graphrun_graph_cache_misses_total", "Compiled-graph cache misses")
+CACHE_BUILDS = Counter("graphrun_graph_cache_builds_total", "Graph builds", ["graph", "outcome"])
+CACHE_BUILD_SECONDS = Histogram(
+    "graphrun_graph_build_seconds",
+    "Time to build (factory + compile) one graph",
+    ["graph"],
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+CACHE_ENTRIES = Gauge("graphrun_graph_cache_entries", "Compiled graphs held", multiprocess_mode="livesum")
+CACHE_BYTES = Gauge(
+    "graphrun_graph_cache_bytes",
+    "Estimated memory held by cached graphs (measured at build)",
+    multiprocess_mode="livesum",
+)
+CACHE_INVALIDATIONS = Counter("graphrun_graph_cache_invalidations_total", "Entries dropped for a newer version")
+
+# Executions.
+EXECUTIONS = Counter("graphrun_executions_total", "Executions finished by this process", ["status"])
+RUNNING = Gauge("graphrun_executions_running", "Executions running now", multiprocess_mode="livesum")
+SUBMITTED = Counter("graphrun_executions_submitted_total", "Executions accepted by the API")
+
+# Event loop health (blocking code in a worker).
+LOOP_STALLS = Counter("graphrun_event_loop_stalls_total", "Event-loop stalls over the threshold")
+LOOP_LAG = Histogram(
+    "graphrun_event_loop_lag_seconds",
+    "Observed event-loop lag",
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+# Streams.
+SSE_CLIENTS = Gauge("graphrun_sse_clients", "SSE clients connected", multiprocess_mode="livesum")
+HUB_STREAMS = Gauge("graphrun_stream_hub_streams", "Streams the hub follows", multiprocess_mode="livesum")
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition of this machine's processes (or this process alone)."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        _mp.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def mark_process_dead(pid: int) -> None:
+    if os.environ.get(MULTIPROC_ENV):
+        _mp.mark_process_dead(pid)  # type: ignore[no-untyped-call]
