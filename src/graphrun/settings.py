@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     worker_processes: int = Field(1, ge=1, le=64)
     worker_concurrency: int = Field(100, ge=1, le=10_000)
     graph_cache_size: int = Field(64, ge=1)
+    prewarm_workflows: int = Field(8, ge=0, le=1000)
     token_ttl_s: int = Field(3600, ge=10)
     llm: str | None = None
     api_key: str | None = None  # what `graphrun run` sends; defaults to the first of api_keys

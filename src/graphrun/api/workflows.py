@@ -69,12 +69,15 @@ async def update_workflow(workflow_id: int, body: WorkflowUpdate, state: State) 
     current = await state.store.get_workflow(workflow_id)
     if "graph" in fields or "config" in fields:
         _validate_config(state, fields.get("graph", current.graph), fields.get("config", current.config))
-    return WorkflowOut.of(await state.store.update_workflow(workflow_id, **fields))
+    updated = await state.store.update_workflow(workflow_id, **fields)
+    await state.changes.announce(updated.id, updated.version)
+    return WorkflowOut.of(updated)
 
 
 @router.delete("/{workflow_id}", status_code=204)
 async def delete_workflow(workflow_id: int, state: State) -> Response:
     await state.store.delete_workflow(workflow_id)
+    await state.changes.announce(workflow_id, None)
     return Response(status_code=204)
 
 

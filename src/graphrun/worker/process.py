@@ -13,7 +13,7 @@ from contextlib import suppress
 
 from taskiq.api.receiver import run_receiver_task
 
-from graphrun.cache import GraphCache
+from graphrun.cache import GraphCache, WorkflowChanges
 from graphrun.cancel import CancelBus
 from graphrun.connections import shared_client
 from graphrun.events.log import EventLog
@@ -54,6 +54,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
 
     loop = asyncio.get_running_loop()
     listener = loop.create_task(cancels.listen(runner.cancel))
+    changes = loop.create_task(WorkflowChanges(redis, keys).listen(cache))
+    prewarm = loop.create_task(cache.prewarm_popular(settings.prewarm_workflows))
     receiver = loop.create_task(
         run_receiver_task(broker, max_async_tasks=settings.worker_concurrency, run_startup=False)
     )
@@ -65,9 +67,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         receiver.cancel()
         with suppress(asyncio.CancelledError):
             await receiver
-        listener.cancel()
-        with suppress(asyncio.CancelledError):
-            await listener
+        for task in (listener, changes, prewarm):
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
         await broker.shutdown()
         await redis.aclose()
         await store.close()
