@@ -122,6 +122,14 @@ class Store(Protocol):
         """running → a final status, only for the given attempt; None if that lost a race."""
         ...
 
+    async def requeue_execution(self, execution_id: str, attempt: int) -> Execution | None:
+        """running (this attempt) → queued, for a take-over; None if that attempt no longer runs."""
+        ...
+
+    async def executions_in(
+        self, status: ExecutionStatus, limit: int, created_before: datetime | None = None
+    ) -> list[Execution]: ...
+
     async def cancel_queued(self, execution_id: str) -> Execution | None:
         """queued → cancelled; None if it was not queued any more."""
         ...

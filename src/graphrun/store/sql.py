@@ -426,6 +426,28 @@ class SQLStore:
             {"status": status.value, "output": output, "error": error, "finished_at": _now()},
         )
 
+    async def requeue_execution(self, execution_id: str, attempt: int) -> Execution | None:
+        """running (this attempt) → queued, to be taken over; None if that attempt no longer runs."""
+        return await self._transition(
+            [
+                executions.c.id == execution_id,
+                executions.c.status == ExecutionStatus.RUNNING.value,
+                executions.c.attempt == attempt,
+            ],
+            {"status": ExecutionStatus.QUEUED.value},
+        )
+
+    async def executions_in(
+        self, status: ExecutionStatus, limit: int, created_before: datetime | None = None
+    ) -> list[Execution]:
+        """Oldest first: what the sweeper checks."""
+        query = sa.select(executions).where(executions.c.status == status.value)
+        if created_before is not None:
+            query = query.where(executions.c.created_at < created_before)
+        query = query.order_by(executions.c.created_at, executions.c.id).limit(limit)
+        async with self._tx() as conn:
+            return [_execution(r) for r in (await conn.execute(query)).all()]
+
     async def cancel_queued(self, execution_id: str) -> Execution | None:
         return await self._transition(
             [executions.c.id == execution_id, executions.c.status == ExecutionStatus.QUEUED.value],
