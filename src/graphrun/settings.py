@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     api_timeout_s: int = Field(30, ge=1)
     worker_processes: int = Field(1, ge=1, le=64)
     worker_concurrency: int = Field(100, ge=1, le=10_000)
+    loop_stall_ms: int = Field(200, ge=1)
     graph_cache_size: int = Field(64, ge=1)
     token_ttl_s: int = Field(3600, ge=10)
     llm: str | None = None

@@ -40,6 +40,9 @@ async def cancel_execution(execution_id: str, state: State) -> ExecutionOut:
     if execution.status.finished:
         raise ConflictError(f"execution {execution_id} already finished: {execution.status}", execution.status)
     if execution.status is ExecutionStatus.QUEUED:
+        # Flag first: a worker that claims the execution from now on reads the flag after its claim
+        # and never starts the graph; one that claimed it already gets the push below.
+        await state.cancels.request(execution_id, push=False)
         cancelled = await state.store.cancel_queued(execution_id)
         if cancelled is not None:
             # It never ran, so its log is just the terminal event; no worker will touch it.
