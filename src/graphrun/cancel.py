@@ -2,7 +2,10 @@
 
 The API sets a flag key and then publishes the id; a worker registers a running execution and then
 checks the flag. Whichever order the two sides interleave in, the worker either receives the push
-or sees the flag, so a cancel that races with pick-up is never lost.
+or sees the flag, so a cancel that races with pick-up is never lost. The API sets the flag before
+it even reads the execution, and a worker reads it after its claim and before the graph starts: an
+execution the API still found queued therefore never runs a node. A listener that lost Redis
+re-reads the flags of what its worker runs once it is subscribed again.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ class CancelBus:
         if push:
             pipe.publish(self.keys.cancel_channel, execution_id)
         await pipe.execute()
+
+    async def withdraw(self, execution_id: str) -> None:
+        await self.redis.delete(self.keys.cancel_flag(execution_id))
 
     async def requested(self, execution_id: str) -> bool:
         return bool(await self.redis.exists(self.keys.cancel_flag(execution_id)))
