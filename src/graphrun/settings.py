@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     requeue_after_s: float = Field(30.0, gt=0)
     max_attempts: int = Field(3, ge=1, le=100)
     shutdown_grace_s: float = Field(30.0, ge=0)
+    loop_stall_ms: int = Field(200, ge=1)
     graph_cache_size: int = Field(64, ge=1)
     prewarm_workflows: int = Field(8, ge=0, le=1000)
     token_ttl_s: int = Field(3600, ge=10)

@@ -19,6 +19,7 @@ from graphrun.api.schemas import (
 from graphrun.api.state import State, require_key
 from graphrun.errors import BackendUnavailableError
 from graphrun.queue import enqueue
+from graphrun.registry import config_timeout_s, factory_config
 
 router = APIRouter(prefix="/workflows", dependencies=[Depends(require_key)])
 
@@ -28,6 +29,8 @@ Limit = Annotated[int, Query(ge=1, le=200)]
 def _validate_config(state: State, graph: str, config: dict[str, Any]) -> None:
     """Unknown graph → 422 naming the registered ones; a graph whose factory declares a pydantic
     ``config_model`` gets its config checked here, field by field, instead of failing at run time."""
+    _check_reserved(config)
+    config = factory_config(config)
     state.registry.get(graph)
     try:
         model = getattr(state.registry.factory(graph), "config_model", None)
@@ -40,6 +43,16 @@ def _validate_config(state: State, graph: str, config: dict[str, Any]) -> None:
             raise RequestValidationError(
                 [{**e, "loc": ("body", "config", *e["loc"])} for e in exc.errors(include_url=False)]
             ) from None
+
+
+def _check_reserved(config: dict[str, Any]) -> None:
+    """graphrun's own config keys (``timeout_s``): checked here, never seen by the factory."""
+    try:
+        config_timeout_s(config)
+    except ValueError as exc:
+        raise RequestValidationError(
+            [{"loc": ("body", "config", "timeout_s"), "msg": str(exc), "type": "value_error"}]
+        ) from None
 
 
 @router.post("", status_code=201, response_model=WorkflowOut)

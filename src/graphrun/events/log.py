@@ -20,7 +20,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from graphrun.errors import BackendUnavailableError, EventLogError
 from graphrun.events.ids import ZERO, StreamId
-from graphrun.events.model import Entry, Event, EventKind
+from graphrun.events.model import TERMINAL_KINDS, Entry, Event, EventKind
 from graphrun.keys import Keys
 
 log = logging.getLogger("graphrun.events")
@@ -62,6 +62,11 @@ class EventWriter:
     ``emit`` never waits: events queue in memory and one flusher writes everything pending in one
     pipelined round trip (XADD… plus EXPIRE), so a chatty node costs one round trip per batch, not
     per event.
+
+    Once the runner has decided an execution's outcome it ``seal``s the writer: whatever the run
+    still emits while it unwinds (a synchronous node that returns after its cancel, LangGraph's
+    own bookkeeping) is dropped, so the log ends with exactly the outcome that was decided and
+    nothing a cancelled or timed-out run produced afterwards can reach it.
     """
 
     def __init__(self, log_: EventLog, execution_id: str, *, live_ttl_s: float, next_seq: int, last_ms: int) -> None:
@@ -75,8 +80,18 @@ class EventWriter:
         self._flusher: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
         self.closed = False
+        self.sealed = False
+        self.dropped = 0
 
-    def emit(self, kind: EventKind, **data: object) -> StreamId:
+    def seal(self) -> None:
+        """From now on accept only the terminal event; drop everything else, and anything after it."""
+        self.sealed = True
+
+    def emit(self, kind: EventKind, **data: object) -> StreamId | None:
+        """Queue one event; its id, or None if a sealed writer dropped it."""
+        if self.sealed and (self.closed or kind not in TERMINAL_KINDS):
+            self.dropped += 1
+            return None
         if self.closed:
             raise EventLogError(f"event log of {self.execution_id} is closed")
         if self._error is not None:

@@ -22,7 +22,9 @@ from graphrun.queue import EXECUTE_TASK, make_broker
 from graphrun.registry import GraphRegistry
 from graphrun.settings import Settings
 from graphrun.store import open_store
+from graphrun.worker.looplag import LoopLagMonitor
 from graphrun.worker.runner import ExecutionRunner
+from graphrun.worker.threads import release_node_threads, use_node_threads
 
 log = logging.getLogger("graphrun.worker")
 
@@ -53,7 +55,12 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             loop.add_signal_handler(sig, stop.set)
 
     loop = asyncio.get_running_loop()
-    listener = loop.create_task(cancels.listen(runner.cancel))
+    # Synchronous nodes get a pool sized for the concurrency; any stall of this loop is reported.
+    node_threads = use_node_threads(loop, settings.worker_concurrency)
+    monitor = LoopLagMonitor(loop, threshold_s=settings.loop_stall_ms / 1000, running=runner.running_ids)
+    monitor.start()
+
+    listener = loop.create_task(cancels.listen(runner.cancel, on_subscribed=runner.recheck_cancels))
     changes = loop.create_task(WorkflowChanges(redis, keys).listen(cache))
     prewarm = loop.create_task(cache.prewarm_popular(settings.prewarm_workflows))
     receiver = loop.create_task(
@@ -74,3 +81,5 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         await broker.shutdown()
         await redis.aclose()
         await store.close()
+        monitor.stop()
+        release_node_threads(loop, node_threads)

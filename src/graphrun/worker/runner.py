@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphrun.cache import GraphCache
@@ -20,11 +21,21 @@ from graphrun.cancel import CancelBus
 from graphrun.errors import FactoryError
 from graphrun.events.log import EventLog, EventWriter
 from graphrun.events.model import EventKind, to_jsonable
+from graphrun.registry import config_timeout_s
 from graphrun.store.base import Execution, ExecutionStatus, Store
 
 log = logging.getLogger("graphrun.worker")
 
 STREAM_MODES = ["tasks", "custom", "messages", "values"]
+_VERSION_TIMEOUTS_KEPT = 4096
+
+
+@dataclass
+class _Active:
+    """One claimed execution of this process."""
+
+    cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    started: float = field(default_factory=time.monotonic)
 
 
 class ExecutionRunner:
@@ -44,21 +55,38 @@ class ExecutionRunner:
         self.cancels = cancels
         self.default_timeout_s = default_timeout_s
         self.recursion_limit = recursion_limit
-        self._running: dict[str, asyncio.Task[Any]] = {}
-        self._cancel_requested: set[str] = set()
+        self._running: dict[str, _Active] = {}
+        # Runs whose outcome was decided (cancelled, timed out) while their code still ran, e.g. a
+        # synchronous node in a thread, which nothing can stop: kept until they end by themselves.
+        self._abandoned: set[asyncio.Task[Any]] = set()
+        # Workflow versions never change, so neither does their own time limit.
+        self._version_timeouts: dict[tuple[int, int], float | None] = {}
 
     @property
     def running(self) -> int:
         return len(self._running)
 
+    def running_ids(self) -> list[str]:
+        return list(self._running)
+
+    @property
+    def abandoned(self) -> int:
+        return len(self._abandoned)
+
     def cancel(self, execution_id: str) -> bool:
-        """Interrupt a running execution at once (its current await raises CancelledError)."""
-        task = self._running.get(execution_id)
-        if task is None:
+        """Ask a running execution of this process to stop; its outcome is decided at once."""
+        active = self._running.get(execution_id)
+        if active is None:
             return False
-        self._cancel_requested.add(execution_id)
-        task.cancel()
+        active.cancel_requested.set()
         return True
+
+    async def recheck_cancels(self) -> None:
+        """Look at the cancel flags of every running execution (a push may have been missed while the
+        listener was reconnecting)."""
+        for execution_id in list(self._running):
+            if await self.cancels.requested(execution_id):
+                self.cancel(execution_id)
 
     async def execute(self, execution_id: str) -> None:
         """The queue's task. Never raises (but for the worker's own shutdown): whatever goes wrong
@@ -75,53 +103,110 @@ class ExecutionRunner:
         if execution is None:
             log.info("execution %s was not queued any more (cancelled or taken); skipped", execution_id)
             return
-        timeout_s = execution.timeout_s or self.default_timeout_s
-        writer = self.events.writer(execution_id, live_ttl_s=timeout_s)
+        # Registered before the flag is read: a cancel pushed from now on reaches cancel(), and one
+        # pushed earlier has already set the flag (the API sets it before it publishes).
+        active = self._running[execution_id] = _Active()
+        try:
+            status = await self._execute_claimed(execution, active)
+        finally:
+            self._running.pop(execution_id, None)
+        log.info(
+            "execution %s workflow=%s v%s attempt=%s %s in %.1f ms",
+            execution_id,
+            execution.workflow_id,
+            execution.workflow_version,
+            execution.attempt,
+            status,
+            (time.monotonic() - active.started) * 1000,
+        )
+
+    async def _execute_claimed(self, execution: Execution, active: _Active) -> ExecutionStatus:
+        timeout_s = await self._timeout_of(execution)
+        writer = self.events.writer(execution.id, live_ttl_s=timeout_s)
+        if await self.cancels.requested(execution.id):
+            active.cancel_requested.set()
+        if active.cancel_requested.is_set():
+            # Cancelled while it was being picked up: it never ran, so its log is just `cancelled`.
+            return await self._finish(execution, writer, ExecutionStatus.CANCELLED, EventKind.CANCELLED)
         writer.emit(
             EventKind.START,
             workflow_id=execution.workflow_id,
             workflow_version=execution.workflow_version,
             attempt=execution.attempt,
         )
-        started = time.perf_counter()
-        inner = asyncio.get_running_loop().create_task(self._run(execution, writer))
-        self._running[execution_id] = inner
+        loop = asyncio.get_running_loop()
+        inner = loop.create_task(self._run(execution, writer), name=f"graphrun-run-{execution.id}")
+        cancelled = loop.create_task(active.cancel_requested.wait())
+        # The time limit counts from the claim, graph build included.
+        remaining = max(0.0, timeout_s - (time.monotonic() - active.started))
         try:
-            if await self.cancels.requested(execution_id):
-                self.cancel(execution_id)  # requested while we were picking it up
-            async with asyncio.timeout(timeout_s):
-                output = await asyncio.shield(inner)
-        except TimeoutError:
-            inner.cancel()
-            await asyncio.gather(inner, return_exceptions=True)
-            await self._finish(execution, writer, ExecutionStatus.TIMED_OUT, EventKind.TIMEOUT, timeout_s=timeout_s)
+            await asyncio.wait((inner, cancelled), timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
-            if execution_id not in self._cancel_requested:
-                inner.cancel()
-                raise  # the worker itself is shutting down
-            await self._finish(execution, writer, ExecutionStatus.CANCELLED, EventKind.CANCELLED)
-        except FactoryError as exc:
+            inner.cancel()  # the worker itself is shutting down
+            raise
+        finally:
+            cancelled.cancel()
+        # The outcome is decided here. Whatever the run still emits is dropped from now on, and it
+        # is not waited for: an awaiting node is cancelled at once, but a synchronous node goes on
+        # in its thread until it returns, and its result is thrown away.
+        writer.seal()
+        if not inner.done():
+            inner.cancel()
+            self._abandon(execution.id, inner, writer)
+            if active.cancel_requested.is_set():
+                return await self._finish(execution, writer, ExecutionStatus.CANCELLED, EventKind.CANCELLED)
+            return await self._finish(
+                execution, writer, ExecutionStatus.TIMED_OUT, EventKind.TIMEOUT, timeout_s=timeout_s
+            )
+        if inner.cancelled():
+            error = {"type": "CancelledError", "message": "the run was cancelled from inside a node"}
+            return await self._finish(execution, writer, ExecutionStatus.FAILED, EventKind.ERROR, error=error)
+        exc = inner.exception()
+        if isinstance(exc, FactoryError):
             error = {
                 "type": "FactoryError",
                 "message": f"workflow {execution.workflow_id} v{execution.workflow_version}: {exc}",
             }
-            await self._finish(execution, writer, ExecutionStatus.FAILED, EventKind.ERROR, error=error)
-        except Exception as exc:  # noqa: BLE001 - a node's failure is the execution's, not ours
+            return await self._finish(execution, writer, ExecutionStatus.FAILED, EventKind.ERROR, error=error)
+        if exc is not None:  # a node's failure is the execution's, not ours
             error = {"type": type(exc).__name__, "message": str(exc)}
-            await self._finish(execution, writer, ExecutionStatus.FAILED, EventKind.ERROR, error=error)
-        else:
-            await self._finish(execution, writer, ExecutionStatus.SUCCEEDED, EventKind.COMPLETE, output=output)
-        finally:
-            self._running.pop(execution_id, None)
-            self._cancel_requested.discard(execution_id)
-        log.info(
-            "execution %s workflow=%s v%s attempt=%s finished in %.1f ms",
-            execution_id,
-            execution.workflow_id,
-            execution.workflow_version,
-            execution.attempt,
-            (time.perf_counter() - started) * 1000,
+            return await self._finish(execution, writer, ExecutionStatus.FAILED, EventKind.ERROR, error=error)
+        return await self._finish(
+            execution, writer, ExecutionStatus.SUCCEEDED, EventKind.COMPLETE, output=inner.result()
         )
+
+    def _abandon(self, execution_id: str, task: asyncio.Task[Any], writer: EventWriter) -> None:
+        since = time.monotonic()
+        self._abandoned.add(task)
+
+        def ended(t: asyncio.Task[Any]) -> None:
+            self._abandoned.discard(t)
+            if not t.cancelled():
+                t.exception()  # retrieved: whatever it ended with was already superseded
+            log.info(
+                "execution %s: its run ended %.1f s after its outcome was decided; %s late event(s) dropped",
+                execution_id,
+                time.monotonic() - since,
+                writer.dropped,
+            )
+
+        task.add_done_callback(ended)
+
+    async def _timeout_of(self, execution: Execution) -> float:
+        """The submit's ``timeout_s``, else the workflow's own (config ``timeout_s``), else the default."""
+        if execution.timeout_s:
+            return execution.timeout_s
+        key = (execution.workflow_id, execution.workflow_version)
+        if key not in self._version_timeouts:
+            try:
+                config = (await self.store.get_version(*key)).config
+                self._version_timeouts[key] = config_timeout_s(config)
+            except Exception as exc:  # noqa: BLE001 - a limit we cannot read is the default one
+                log.warning("execution %s: workflow time limit unreadable (%s); using the default", execution.id, exc)
+                return self.default_timeout_s
+            while len(self._version_timeouts) > _VERSION_TIMEOUTS_KEPT:
+                del self._version_timeouts[next(iter(self._version_timeouts))]
+        return self._version_timeouts[key] or self.default_timeout_s
 
     async def _finish(
         self,
@@ -133,7 +218,7 @@ class ExecutionRunner:
         output: Any = None,
         error: dict[str, Any] | None = None,
         **data: Any,
-    ) -> None:
+    ) -> ExecutionStatus:
         # Events before the terminal one go out first; then the stored status; then the terminal
         # event, so whoever sees it can already read the final status.
         try:
@@ -145,13 +230,14 @@ class ExecutionRunner:
         stored = await self.store.finish_execution(execution.id, execution.attempt, status, output, error)
         if stored is None:
             log.warning("execution %s: final status %s refused (no longer this attempt's)", execution.id, status)
-            return
+            return status
         if kind is EventKind.COMPLETE:
             data["output"] = output
         elif kind is EventKind.ERROR:
             data["error"] = error
         writer.emit(kind, **data)
         await writer.flush()
+        return status
 
     async def _run(self, execution: Execution, writer: EventWriter) -> Any:
         graph = await self.cache.get(execution.workflow_id, execution.workflow_version)
