@@ -82,8 +82,12 @@ class Sweeper:
         lost = 0
         running = await self.store.executions_in(ExecutionStatus.RUNNING, BATCH)
         holders = await self.leases.holders([e.id for e in running])
+        # A worker takes the lease right after its claim; give it that moment before calling it lost.
+        claimed_before = datetime.now(UTC) - timedelta(seconds=self.leases.ttl_ms / 1000)
         for execution in running:
             if holders.get(execution.id) is not None:
+                continue
+            if execution.started_at is not None and execution.started_at > claimed_before:
                 continue
             lost += 1
             if execution.attempt >= self.max_attempts:
