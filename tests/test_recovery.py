@@ -42,9 +42,8 @@ def worker_env(s: Settings, **extra: str) -> dict[str, str]:
         GRAPHRUN_DATA_DIR=str(s.data_dir),
         GRAPHRUN_LOG_LEVEL="INFO",
         PYTHONPATH=str(ROOT),
-        **FAST,
-        **extra,
     )
+    env.update({**FAST, **extra})
     return env
 
 
@@ -106,6 +105,20 @@ async def stream_log(s: Settings, redis: Redis, execution_id: str) -> list[tuple
     return [(e.kind, json.loads(e.data)) for e in await log.read(execution_id, ZERO, 100_000)]
 
 
+async def wait_for_row(
+    client: httpx.AsyncClient, execution_id: str, timeout: float = 60, **want: Any
+) -> dict[str, Any]:
+    """Poll the execution until every field in ``want`` has that value (workers may take a few
+    seconds to start on a busy machine)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        row: dict[str, Any] = (await client.get(f"/executions/{execution_id}")).json()
+        if all(row.get(k) == v for k, v in want.items()):
+            return row
+        assert asyncio.get_running_loop().time() < deadline, (want, row)
+        await asyncio.sleep(0.05)
+
+
 async def wait_all_finished(client: httpx.AsyncClient, ids: list[str], timeout: float) -> list[dict[str, Any]]:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -123,7 +136,8 @@ async def test_chaos_sigkill_loses_nothing(
 ) -> None:
     # Up to five kills may hit the same execution, so this test allows more attempts than the
     # default three (exhausting attempts is tested on its own).
-    workers = Workers(fast_settings, tmp_path, 2, GRAPHRUN_MAX_ATTEMPTS="10")
+    # Five executions at a time per worker: the 50 runs then span the kills (about 10 s of work).
+    workers = Workers(fast_settings, tmp_path, 2, GRAPHRUN_MAX_ATTEMPTS="10", GRAPHRUN_WORKER_CONCURRENCY="5")
     try:
         wf = (
             await client.post(
@@ -136,7 +150,12 @@ async def test_chaos_sigkill_loses_nothing(
         ]
         rng = random.Random(int(os.environ.get("GRAPHRUN_CHAOS_SEED", "1234")))
         for _ in range(5):
-            await asyncio.sleep(rng.uniform(0.3, 2.0))
+            await asyncio.sleep(rng.uniform(0.3, 1.5))
+            for _wait in range(600):  # kill while something runs, not into an idle worker
+                page = (await client.get("/executions", params={"status": "running", "limit": 1})).json()
+                if page["items"]:
+                    break
+                await asyncio.sleep(0.05)
             workers.kill_and_restart(rng.randrange(2))
         rows = await wait_all_finished(client, ids, timeout=150)
         assert {r["status"] for r in rows} == {"succeeded"}, [(r["id"], r["status"], r["error"]) for r in rows]
@@ -162,20 +181,12 @@ async def test_paused_worker_is_fenced_out(
             )
         ).json()
         sub = (await client.post(f"/workflows/{wf['id']}/executions", json={"input": {"n": 0}})).json()
-        for _ in range(100):
-            if (await client.get(f"/executions/{sub['execution_id']}")).json()["status"] == "running":
-                break
-            await asyncio.sleep(0.05)
+        await wait_for_row(client, sub["execution_id"], status="running")
         await asyncio.sleep(0.6)  # mid-run
         paused = workers.procs[0]
         os.kill(paused.pid, signal.SIGSTOP)
         workers.procs.append(workers._start(0))  # a second worker takes over once the lease expires
-        for _ in range(200):
-            row = (await client.get(f"/executions/{sub['execution_id']}")).json()
-            if row["attempt"] >= 2:
-                break
-            await asyncio.sleep(0.05)
-        assert row["attempt"] == 2, row
+        await wait_for_row(client, sub["execution_id"], attempt=2)
         os.kill(paused.pid, signal.SIGCONT)  # it wakes up still "running" attempt 1
         rows = await wait_all_finished(client, [sub["execution_id"]], timeout=60)
         assert rows[0]["status"] == "succeeded" and rows[0]["output"] == {"n": 6} and rows[0]["attempt"] == 2
@@ -202,11 +213,7 @@ async def test_executions_fail_after_max_attempts(
         ).json()
         sub = (await client.post(f"/workflows/{wf['id']}/executions", json={"input": {"n": 0}})).json()
         for attempt in (1, 2):
-            for _ in range(200):
-                row = (await client.get(f"/executions/{sub['execution_id']}")).json()
-                if row["status"] == "running" and row["attempt"] == attempt:
-                    break
-                await asyncio.sleep(0.05)
+            await wait_for_row(client, sub["execution_id"], status="running", attempt=attempt)
             await asyncio.sleep(0.3)
             workers.kill_and_restart(0)
         rows = await wait_all_finished(client, [sub["execution_id"]], timeout=30)
@@ -270,6 +277,101 @@ async def test_redis_restart_loses_nothing(
                     assert events[-1].event == "complete" and events[-1].json()["output"] == {"n": 10}
             finally:
                 await redis.aclose()
+    finally:
+        workers.stop()
+        handle.server.should_exit = True
+        await api_task
+
+
+async def test_redis_outage_answers_503_and_submit_stays_durable(
+    fast_settings: Settings, restartable_redis: EmbeddedRedis, tmp_path: Path
+) -> None:
+    s = fast_settings.model_copy(update={"redis_url": restartable_redis.url})
+    handle, api_task = await start_api(s)
+    try:
+        async with httpx.AsyncClient(base_url=handle.url, timeout=30) as c:
+            wf = (await c.post("/workflows", json={"name": "o", "graph": "chain", "config": {"steps": 2}})).json()
+            restartable_redis.stop()
+            ready = await c.get("/readyz")
+            assert ready.status_code == 503 and ready.headers["Retry-After"] and ready.json()["redis"] != "ok"
+            sub = await c.post(f"/workflows/{wf['id']}/executions", json={"input": {"n": 0}})
+            assert sub.status_code == 202  # stored: accepted, queued once Redis is back
+            events = await c.get(f"/executions/{sub.json()['execution_id']}/events")
+            assert events.status_code == 503 and "Retry-After" in events.headers
+            restartable_redis.start()
+            workers = Workers(s, tmp_path, 1)
+            try:
+                rows = await wait_all_finished(c, [sub.json()["execution_id"]], timeout=60)
+                assert rows[0]["status"] == "succeeded" and rows[0]["output"] == {"n": 2}
+            finally:
+                workers.stop()
+    finally:
+        handle.server.should_exit = True
+        await api_task
+
+
+async def test_graceful_shutdown_hands_over(
+    fast_settings: Settings, client: httpx.AsyncClient, redis: Redis, tmp_path: Path
+) -> None:
+    workers = Workers(fast_settings, tmp_path, 1, GRAPHRUN_SHUTDOWN_GRACE_S="0.5")
+    try:
+        wf = (
+            await client.post(
+                "/workflows", json={"name": "g", "graph": "chain", "config": {"steps": 6, "delay_s": 0.4}}
+            )
+        ).json()
+        quick = (
+            await client.post(
+                "/workflows", json={"name": "q", "graph": "chain", "config": {"steps": 1, "delay_s": 0.2}}
+            )
+        ).json()
+        long_run = (await client.post(f"/workflows/{wf['id']}/executions", json={"input": {"n": 0}})).json()
+        short_run = (await client.post(f"/workflows/{quick['id']}/executions", json={"input": {"n": 0}})).json()
+        await wait_for_row(client, short_run["execution_id"], status="running")
+        first = workers.procs[0]
+        started = asyncio.get_running_loop().time()
+        first.terminate()  # SIGTERM
+        assert await asyncio.to_thread(first.wait, 30) == 0
+        assert asyncio.get_running_loop().time() - started < 10
+        workers.procs.append(workers._start(0))
+        rows = await wait_all_finished(client, [long_run["execution_id"], short_run["execution_id"]], timeout=60)
+        long_row, short_row = rows
+        assert short_row["status"] == "succeeded" and short_row["attempt"] == 1  # finished within the grace
+        assert long_row["status"] == "succeeded" and long_row["attempt"] == 2 and long_row["output"] == {"n": 6}
+        events = await stream_log(fast_settings, redis, long_run["execution_id"])
+        assert Counter(d["node"] for k, d in events if k == "node_end") == {f"step_{i}": 1 for i in range(1, 7)}
+        assert "handed over" in (tmp_path / "worker0.log").read_text()
+    finally:
+        workers.stop()
+
+
+async def test_recovery_time_with_default_leases(settings: Settings, redis: Redis, tmp_path: Path) -> None:
+    """SIGKILL the worker mid-run: with the default lease and sweep settings, the `resumed` event
+    of the take-over comes within 10 s."""
+    handle, api_task = await start_api(settings)
+    workers = Workers(settings, tmp_path, 1, GRAPHRUN_LEASE_S="5", GRAPHRUN_SWEEP_INTERVAL_S="1")
+    try:
+        async with httpx.AsyncClient(base_url=handle.url, timeout=30) as c:
+            wf = (
+                await c.post("/workflows", json={"name": "t", "graph": "chain", "config": {"steps": 3, "delay_s": 1.0}})
+            ).json()
+            sub = (await c.post(f"/workflows/{wf['id']}/executions", json={"input": {"n": 0}})).json()
+            await wait_for_row(c, sub["execution_id"], status="running")
+            await asyncio.sleep(0.3)
+            killed_at = asyncio.get_running_loop().time()
+            workers.kill_and_restart(0)
+            resumed_at = None
+            while asyncio.get_running_loop().time() - killed_at < 20:
+                if any(k == "resumed" for k, _ in await stream_log(settings, redis, sub["execution_id"])):
+                    resumed_at = asyncio.get_running_loop().time()
+                    break
+                await asyncio.sleep(0.05)
+            assert resumed_at is not None
+            recovery = resumed_at - killed_at
+            print(f"recovery time after SIGKILL with default leases: {recovery:.2f} s")
+            assert recovery < 10
+            rows = await wait_all_finished(c, [sub["execution_id"]], timeout=30)
+            assert rows[0]["status"] == "succeeded"
     finally:
         workers.stop()
         handle.server.should_exit = True

@@ -20,4 +20,4 @@ def shared_client(url: str, max_connections: int = POOL_SIZE) -> Redis:
 
 def dedicated_client(url: str) -> Redis:
     """One connection for one long blocking reader (no read timeout shorter than its block)."""
-    return Redis.from_url(url, single_connection_client=True, socket_keepalive=True)
+    return Redis.from_url(url, single_connection_client=True, socket_keepalive=True, socket_timeout=None)

@@ -38,7 +38,8 @@ class Broker(ListQueueBroker):
         while True:
             try:
                 async with Redis(connection_pool=self.connection_pool) as conn:
-                    popped = await conn.brpop([self.queue_name], timeout=5)
+                    # Shorter than the pool's socket timeout (5 s), so an idle queue is not an error.
+                    popped = await conn.brpop([self.queue_name], timeout=2)
                 backoff = 0.1
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("queue unreachable (%s); retrying in %.1fs", exc, backoff)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
+import logging
 import math
 import tomllib
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from graphrun.errors import ConfigError, FactoryError, UnknownGraphError
+
+log = logging.getLogger("graphrun.registry")
 
 BUILTINS: dict[str, str] = {
     "chain": "graphrun.examples.chain:build",
@@ -113,6 +116,18 @@ class GraphRegistry:
                 raise FactoryError(f"graph {name!r}: {spec.target} is not callable")
             self._factories[name] = fn
         return self._factories[name]
+
+    def preload(self) -> list[str]:
+        """Import every factory now (a worker does this at start-up, in a thread), so that no
+        first execution pays for imports on the event loop; returns the graphs that failed."""
+        failed = []
+        for name in self._specs:
+            try:
+                self.factory(name)
+            except FactoryError as exc:
+                log.warning("%s", exc)
+                failed.append(name)
+        return failed
 
     def describe(self) -> list[dict[str, str | None]]:
         out: list[dict[str, str | None]] = []

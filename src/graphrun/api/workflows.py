@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -17,9 +18,10 @@ from graphrun.api.schemas import (
     WorkflowUpdate,
 )
 from graphrun.api.state import State, require_key
-from graphrun.errors import BackendUnavailableError
 from graphrun.queue import enqueue
 from graphrun.registry import config_timeout_s, factory_config
+
+log = logging.getLogger("graphrun.api")
 
 router = APIRouter(prefix="/workflows", dependencies=[Depends(require_key)])
 
@@ -99,10 +101,10 @@ async def submit(workflow_id: int, body: ExecutionCreate, state: State, request:
     execution = await state.store.create_execution(workflow_id, body.input, body.timeout_s)
     try:
         await enqueue(state.broker, execution.id)
-    except Exception as exc:
-        # Not queued, so not accepted: a rejected request stores nothing.
-        await state.store.delete_execution(execution.id)
-        raise BackendUnavailableError("redis", exc) from exc
+    except Exception as exc:  # noqa: BLE001
+        # Durable submit: the execution is stored, so it is accepted. The sweeper queues a queued
+        # execution that is not on the queue (after GRAPHRUN_REQUEUE_AFTER_S).
+        log.warning("execution %s stored but not queued (%s); the sweeper will queue it", execution.id, exc)
     url = str(request.url_for("execution_events", execution_id=execution.id))
     if state.auth.enabled:
         url += f"?token={state.auth.token_for(execution.id)}"

@@ -40,6 +40,12 @@ log = logging.getLogger("graphrun.worker")
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None)."""
     redis_url = settings.require_redis_url()
+    loop = asyncio.get_running_loop()
+    if stop is None:
+        # Installed first, so that a SIGTERM during start-up is a clean stop too.
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
     keys = Keys(settings.redis_prefix)
     registry = GraphRegistry.load(settings.registry_file)
     async with AsyncExitStack() as resources:
@@ -79,18 +85,16 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             requeue_after_s=settings.requeue_after_s,
         )
 
+        # Imports happen now, not on the event loop in the middle of the first executions.
+        await asyncio.to_thread(registry.preload)
+        await _warm_up()
+
         async def execute(execution_id: str) -> None:
             await runner.execute(execution_id)
 
         broker.register_task(execute, task_name=EXECUTE_TASK)
         await broker.startup()
         resources.push_async_callback(broker.shutdown)
-
-        loop = asyncio.get_running_loop()
-        if stop is None:
-            stop = asyncio.Event()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stop.set)
 
         # Synchronous nodes get a pool sized for the concurrency; any stall of this loop is reported.
         node_threads = use_node_threads(loop, settings.worker_concurrency)
@@ -117,6 +121,13 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
                     await task
             monitor.stop()
             release_node_threads(loop, node_threads)
+
+
+async def _warm_up() -> None:
+    """Run a one-node graph once: LangGraph imports much of itself lazily on the first run."""
+    from graphrun.examples.chain import build
+
+    await build({"steps": 1}).compile().ainvoke({"n": 0})
 
 
 async def _drain(finish: asyncio.Event, receiving: asyncio.Task[None], runner: ExecutionRunner, grace_s: float) -> None:
