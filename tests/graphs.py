@@ -68,7 +68,22 @@ def build_loop_blocker(config: dict[str, Any]) -> StateGraph:
     return graph
 
 
+def build_slow_to_build(config: dict[str, Any]) -> StateGraph:
+    """A synchronous factory that takes ``build_s`` (it runs in a thread); one quick node."""
+    time.sleep(config["build_s"])
+
+    async def quick(state: State) -> State:
+        return {"n": state["n"] + 1}
+
+    graph = StateGraph(State)
+    graph.add_node("quick", quick)
+    graph.add_edge(START, "quick")
+    graph.add_edge("quick", END)
+    return graph
+
+
 REGISTRY_TOML = """[graphs]
+slow_to_build = "tests.graphs:build_slow_to_build"
 sync_sleeper = "tests.graphs:build_sync_sleeper"
 stubborn = "tests.graphs:build_stubborn"
 loop_blocker = "tests.graphs:build_loop_blocker"

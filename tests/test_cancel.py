@@ -178,6 +178,25 @@ async def test_a_sync_node_times_out_at_once_and_its_late_result_dropped(
     assert [e["event"] for e in events] == ["start", "node_start", "timeout"]
 
 
+async def test_cancelling_the_execution_that_builds_a_graph_fails_none_waiting_for_it(
+    client: httpx.AsyncClient,
+) -> None:
+    """Executions of one workflow version share one build; cancelling the execution that started it
+    must not fail the others waiting for the same graph."""
+    created = await client.post("/workflows", json={"name": "s", "graph": "slow_to_build", "config": {"build_s": 1}})
+    first = await submit(client, created.json()["id"])
+    await wait_status(client, first["execution_id"], "running")  # building the graph now
+    others = [await submit(client, created.json()["id"]) for _ in range(3)]
+    for other in others:
+        await wait_status(client, other["execution_id"], "running")  # waiting for that build
+    await asyncio.sleep(0.2)
+    assert (await client.post(f"/executions/{first['execution_id']}/cancel")).status_code == 202
+    for other in others:
+        ex = await wait_status(client, other["execution_id"], "succeeded", "failed", "cancelled", timeout=30)
+        assert (ex["status"], ex["output"], ex["error"]) == ("succeeded", {"n": 1}, None), ex
+    assert (await client.get(f"/executions/{first['execution_id']}")).json()["status"] == "cancelled"
+
+
 async def test_a_push_missed_while_the_listener_reconnects_is_caught_up(
     client: httpx.AsyncClient, redis: Redis, prefix: str
 ) -> None:

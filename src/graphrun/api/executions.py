@@ -34,10 +34,11 @@ async def get_execution(execution_id: str, state: State) -> ExecutionOut:
 
 @router.post("/{execution_id}/cancel", status_code=202, response_model=ExecutionOut)
 async def cancel_execution(execution_id: str, state: State) -> ExecutionOut:
-    # The flag is set before we look: a worker that claims the execution after this reads the flag
-    # right after its claim and never starts the graph. So an execution we find queued below never
-    # runs a node, whether our compare-and-set or a worker's claim comes first.
-    await state.cancels.request(execution_id, push=False)
+    # Flag and push go out before we even look, so the worker running it stops while we read.
+    # And a worker that claims the execution after this reads the flag right after its claim and
+    # never starts the graph: an execution we find queued below never runs a node, whether our
+    # compare-and-set or a worker's claim comes first.
+    await state.cancels.request(execution_id)
     try:
         execution = await state.store.get_execution(execution_id)
     except NotFoundError:
@@ -56,6 +57,5 @@ async def cancel_execution(execution_id: str, state: State) -> ExecutionOut:
             writer.emit(EventKind.CANCELLED)
             await writer.flush()
             return ExecutionOut.of(cancelled)
-    # Running (or claimed since we looked): push to whichever worker holds it.
-    await state.cancels.request(execution_id)
-    return ExecutionOut.of(await state.store.get_execution(execution_id))
+        execution = await state.store.get_execution(execution_id)  # claimed meanwhile: it stops at once
+    return ExecutionOut.of(execution)

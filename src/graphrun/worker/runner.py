@@ -374,10 +374,22 @@ class ExecutionRunner:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
+    async def _graph(self, execution: Execution) -> Any:
+        while True:
+            try:
+                return await self.cache.get(execution.workflow_id, execution.workflow_version)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise  # this execution is being stopped
+                # The build this execution waited for was cancelled with the execution that started
+                # it (the cache shares one build among all who ask): no reason to fail; build again.
+                log.info("execution %s: the graph build it waited for was cancelled; building again", execution.id)
+
     async def _run(
         self, execution: Execution, writer: EventWriter, started_tasks: set[str], done_tasks: set[str]
     ) -> Any:
-        graph = await self.cache.get(execution.workflow_id, execution.workflow_version)
+        graph = await self._graph(execution)
         config: dict[str, Any] = {
             "recursion_limit": self.recursion_limit,
             "configurable": {"execution_id": execution.id, "thread_id": execution.id},
@@ -389,6 +401,7 @@ class ExecutionRunner:
             graph = graph.copy(update={"checkpointer": self.checkpointer})
             if execution.attempt > 1 and await self.checkpointer.aget_tuple(config) is not None:  # type: ignore[arg-type]
                 run_input = None
+
         # LangGraph's custom stream chunks do not name their node; while exactly one task runs in a
         # namespace it is that task's (parallel branches leave ``node`` null).
         active: dict[tuple[str, ...], dict[str, str]] = {}
