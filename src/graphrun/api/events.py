@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from graphrun.api.state import AppState, State
-from graphrun.events.follow import Truncated, follow
+from graphrun.events.follow import Item, Truncated, follow_batches
 from graphrun.events.ids import ZERO, StreamId
 from graphrun.events.model import Event, EventKind
 from graphrun.store.base import ExecutionStatus
@@ -25,6 +25,16 @@ _TERMINAL_OF = {
 
 # Plain LF framing, as API.md §3 shows it (sse-starlette's default is CRLF).
 SEP = "\n"
+
+
+def _frame(execution_id: str, item: Item) -> bytes:
+    # The data is one line of JSON (its string escapes hold any newline), so a frame is safe to
+    # build directly.
+    if isinstance(item, Truncated):
+        # No id: the client's Last-Event-ID stays on the last event it really received.
+        data = Event(EventKind.TRUNCATED, execution_id, {"missed": item.missed}).payload()
+        return f"event: {EventKind.TRUNCATED.value}{SEP}data: {data}{SEP}{SEP}".encode()
+    return f"id: {item.id}{SEP}event: {item.kind}{SEP}data: {item.data}{SEP}{SEP}".encode()
 
 
 def _ping() -> ServerSentEvent:
@@ -67,16 +77,12 @@ async def execution_events(
     await state.store.get_execution(execution_id)  # 404 before the stream starts
     await state.redis.ping()  # and 503 (not a broken stream) while Redis is away
 
-    async def frames() -> AsyncIterator[ServerSentEvent]:
-        async for item in follow(
+    async def frames() -> AsyncIterator[bytes]:
+        async for batch in follow_batches(
             state.events, state.hub, execution_id, after, lambda: _stored_terminal(state, execution_id)
         ):
-            if isinstance(item, Truncated):
-                # No id: the client's Last-Event-ID stays on the last event it really received.
-                data = Event(EventKind.TRUNCATED, execution_id, {"missed": item.missed}).payload()
-                yield ServerSentEvent(data=data, event=EventKind.TRUNCATED.value, sep=SEP)
-            else:
-                yield ServerSentEvent(data=item.data, event=item.kind, id=str(item.id), sep=SEP)
+            # A burst of events goes out in one write.
+            yield b"".join(_frame(execution_id, item) for item in batch)
 
     return EventSourceResponse(
         frames(),

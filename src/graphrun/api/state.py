@@ -35,7 +35,7 @@ class AppState:
     auth: Auth
 
 
-def _state(request: Request) -> AppState:
+async def _state(request: Request) -> AppState:
     state: AppState = request.app.state.graphrun
     return state
 
@@ -43,5 +43,7 @@ def _state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(_state)]
 
 
-def require_key(request: Request) -> None:
-    _state(request).auth.require_key(request)
+async def require_key(request: Request) -> None:
+    # async: FastAPI runs plain-function dependencies in a thread pool, on every request.
+    state: AppState = request.app.state.graphrun
+    state.auth.require_key(request)

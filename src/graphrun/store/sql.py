@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 from collections.abc import AsyncIterator
@@ -11,12 +12,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from graphrun.errors import BackendUnavailableError, NotFoundError, StoreError
 from graphrun.store.base import Execution, ExecutionStatus, Page, Workflow, WorkflowVersion
-from graphrun.store.schema import executions, workflow_deps, workflow_versions, workflows
+from graphrun.store.schema import JSONType, UTCDateTime, executions, workflow_deps, workflow_versions, workflows
 
 
 def _now() -> datetime:
@@ -87,6 +90,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def make_engine(url: str, **engine_kw: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
+        # A fixed pool: overflow connections would each start (and drop) an aiosqlite thread.
+        engine_kw.setdefault("pool_size", 8)
+        engine_kw.setdefault("max_overflow", 0)
         engine = create_async_engine(url, **engine_kw)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -100,12 +106,25 @@ class SQLStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # SQLite has one write lock per database file. Writers of this process take turns here
+        # rather than in SQLite's busy handler, which sleeps in steps of up to 100 ms; only other
+        # processes' writers are left to wait there.
+        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     async def close(self) -> None:
         await self.engine.dispose()
 
     @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[AsyncConnection]:
+    async def _tx(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
+        if write and self._write_lock is not None:
+            async with self._write_lock, self._begin() as conn:
+                yield conn
+        else:
+            async with self._begin() as conn:
+                yield conn
+
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
         try:
             async with self.engine.begin() as conn:
                 yield conn
@@ -123,7 +142,7 @@ class SQLStore:
 
     async def create_workflow(self, name: str, graph: str, config: dict[str, Any]) -> Workflow:
         now = _now()
-        async with self._tx() as conn:
+        async with self._tx(write=True) as conn:
             row = (
                 await conn.execute(
                     workflows.insert()
@@ -193,7 +212,7 @@ class SQLStore:
             values["graph"] = graph
         if config is not None:
             values["config"] = config
-        async with self._tx() as conn:
+        async with self._tx(write=True) as conn:
             # One UPDATE … SET version = version + 1 RETURNING: the row lock serialises concurrent
             # updates, so each gets its own version, and the version row is written in the same
             # transaction.
@@ -253,17 +272,13 @@ class SQLStore:
         """
         if not children:
             return True
-        async with self._tx() as conn:
-            existing = set(
-                (
-                    await conn.execute(
-                        sa.select(workflow_deps.c.child_id).where(workflow_deps.c.parent_id == workflow_id)
-                    )
-                ).scalars()
+        async with self._tx(write=True) as conn:
+            # Write first (insert-or-ignore), then read: see create_execution for why.
+            insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+            await conn.execute(
+                insert(workflow_deps).on_conflict_do_nothing(),
+                [{"parent_id": workflow_id, "child_id": c} for c in children],
             )
-            new = [c for c in children if c not in existing]
-            if new:
-                await conn.execute(workflow_deps.insert(), [{"parent_id": workflow_id, "child_id": c} for c in new])
             query = sa.select(workflows.c.id, workflows.c.version).where(
                 workflows.c.id.in_(list(children)), workflows.c.deleted_at.is_(None)
             )
@@ -292,7 +307,7 @@ class SQLStore:
 
     async def delete_workflow(self, workflow_id: int) -> None:
         now = _now()
-        async with self._tx() as conn:
+        async with self._tx(write=True) as conn:
             result = await conn.execute(
                 workflows.update()
                 .where(workflows.c.id == workflow_id, workflows.c.deleted_at.is_(None))
@@ -321,37 +336,35 @@ class SQLStore:
     # -- executions -----------------------------------------------------------------------------
 
     async def create_execution(self, workflow_id: int, input: dict[str, Any], timeout_s: float | None) -> Execution:
+        # One INSERT … SELECT that pins the current version: no read-then-write transaction, which
+        # SQLite would refuse (busy snapshot) when another process wrote in between.
         now = _now()
-        async with self._tx() as conn:
-            version = (
-                await conn.execute(
-                    sa.select(workflows.c.version).where(
-                        workflows.c.id == workflow_id, workflows.c.deleted_at.is_(None)
-                    )
-                )
-            ).scalar_one_or_none()
-            if version is None:
-                raise NotFoundError(f"workflow {workflow_id} not found")
-            row = (
-                await conn.execute(
-                    executions.insert()
-                    .values(
-                        id=new_execution_id(),
-                        workflow_id=workflow_id,
-                        workflow_version=version,
-                        status=ExecutionStatus.QUEUED.value,
-                        input=input,
-                        attempt=0,
-                        timeout_s=timeout_s,
-                        created_at=now,
-                    )
-                    .returning(*executions.c)
-                )
-            ).one()
+        source = sa.select(
+            sa.literal(new_execution_id()),
+            workflows.c.id,
+            workflows.c.version,
+            sa.literal(ExecutionStatus.QUEUED.value),
+            sa.literal(input, JSONType),
+            sa.literal(0),
+            sa.literal(timeout_s, sa.Float),
+            sa.literal(now, UTCDateTime),
+        ).where(workflows.c.id == workflow_id, workflows.c.deleted_at.is_(None))
+        statement = (
+            executions.insert()
+            .from_select(
+                ["id", "workflow_id", "workflow_version", "status", "input", "attempt", "timeout_s", "created_at"],
+                source,
+            )
+            .returning(*executions.c)
+        )
+        async with self._tx(write=True) as conn:
+            row = (await conn.execute(statement)).one_or_none()
+        if row is None:
+            raise NotFoundError(f"workflow {workflow_id} not found")
         return _execution(row)
 
     async def delete_execution(self, execution_id: str) -> None:
-        async with self._tx() as conn:
+        async with self._tx(write=True) as conn:
             await conn.execute(executions.delete().where(executions.c.id == execution_id))
 
     async def get_execution(self, execution_id: str) -> Execution:
@@ -395,7 +408,7 @@ class SQLStore:
         return Page(items, next_cursor)
 
     async def _transition(self, where: list[Any], values: dict[str, Any]) -> Execution | None:
-        async with self._tx() as conn:
+        async with self._tx(write=True) as conn:
             row = (
                 await conn.execute(executions.update().where(*where).values(**values).returning(*executions.c))
             ).one_or_none()
