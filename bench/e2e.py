@@ -622,15 +622,57 @@ def thread_ticks(pid: int) -> dict[int, int]:
     return out
 
 
-def profile_c50(system: System, plan: Plan, tmp: Path) -> dict[str, Any]:
+def wall_states(path: Path) -> dict[str, Any]:
+    """Where the threads of a process spend wall-clock time, from a py-spy raw file recorded with
+    --idle --native --threads: the event loop's thread, and aiosqlite's one thread per connection."""
+    states: dict[str, Counter[str]] = {"main": Counter(), "aiosqlite": Counter()}
+    threads: dict[str, set[str]] = {"main": set(), "aiosqlite": set()}
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        frames = stack.split(";")
+        count = int(count_text)
+        thread = frames[0]
+        python = [f for f in frames if ".py)" in f]
+        if "MainThread" in thread:
+            kind = "main"
+            idle = any(f.startswith(("epoll_wait", "epoll_pwait")) for f in frames[-3:]) or (
+                python and python[-1].startswith("EpollSelector.select")
+            )
+            state = "waiting in epoll (idle)" if idle else "running"
+        elif "_connection_worker_thread" in stack:
+            kind = "aiosqlite"
+            if "sqlite3InvokeBusyHandler" in stack or ("usleep" in stack and "libsqlite3" in stack):
+                state = "sleeping in SQLite's busy handler (database locked)"
+            elif "SimpleQueue_get" in stack:
+                state = "waiting for work"
+            elif any(x in stack for x in ("fdatasync", "fsync", "pwrite", "pread")):
+                state = "file I/O"
+            else:
+                state = "running SQL or Python"
+        else:
+            continue
+        states[kind][state] += count
+        threads[kind].add(thread.split(":", 1)[0])
+    out: dict[str, Any] = {}
+    for kind, counter in states.items():
+        total = sum(counter.values())
+        out[kind] = {
+            "threads": len(threads[kind]),
+            "samples": total,
+            "states": [(state, c / total * 100) for state, c in counter.most_common()] if total else [],
+        }
+    return out
+
+
+def _sampled_window(
+    system: System, targets: dict[str, int], pyspy_args: list[str], seconds: float, tmp: Path, tag: str
+) -> tuple[dict[str, Path | str], dict[str, Any], dict[str, dict[str, Any]]]:
+    """Run the concurrency-50 load; after its warm-up, record each target with py-spy for ``seconds``.
+    Returns (raw file or error per target, the load's result, CPU per thread per target)."""
     pyspy = Path(PY).parent / "py-spy"
-    if not pyspy.exists():
-        return {"error": "py-spy is not installed (uv sync --group dev)"}
-    targets = {"API process": system.pids["api"][0]}
-    if system.pids.get("worker"):
-        targets["worker process"] = system.pids["worker"][0]
-    window = plan.profile_s + 2.0
-    spec = system.spec("throughput", levels=[50], warmup_s=1.0, window_s=window, drain_s=plan.drain_s)
+    spec = system.spec("throughput", levels=[50], warmup_s=2.0, window_s=seconds + 1.0, drain_s=30.0)
     load = subprocess.Popen(
         [PY, str(LOADGEN), json.dumps(spec)],
         stdout=subprocess.PIPE,
@@ -639,16 +681,16 @@ def profile_c50(system: System, plan: Plan, tmp: Path) -> dict[str, Any]:
         preexec_fn=die_with_parent,  # noqa: PLW1509
     )
     spies: dict[str, tuple[subprocess.Popen[str], Path]] = {}
-    out: dict[str, Any] = {"rate_hz": 100, "seconds": plan.profile_s}
-    threads: dict[str, dict[int, int]] = {}
+    files: dict[str, Path | str] = {}
+    usage: dict[str, dict[str, Any]] = {}
     try:
         time.sleep(2.0)  # past the warm-up
-        t_threads = time.monotonic()
-        threads = {name: thread_ticks(pid) for name, pid in targets.items()}
+        t0 = time.monotonic()
+        before = {name: thread_ticks(pid) for name, pid in targets.items()}
         for name, pid in targets.items():
-            dest = tmp / f"pyspy-{pid}.txt"
-            args = [str(pyspy), "record", "-p", str(pid), "-d", str(int(plan.profile_s)), "-r", "100"]
-            args += ["--gil", "-f", "raw", "--nolineno", "-o", str(dest)]
+            dest = tmp / f"pyspy-{tag}-{pid}.txt"
+            args = [str(pyspy), "record", "-p", str(pid), "-d", str(int(seconds)), *pyspy_args]
+            args += ["-f", "raw", "--nolineno", "-o", str(dest)]
             spy = subprocess.Popen(
                 args,
                 stdout=subprocess.PIPE,
@@ -658,29 +700,44 @@ def profile_c50(system: System, plan: Plan, tmp: Path) -> dict[str, Any]:
             )
             spies[name] = (spy, dest)
         for name, (spy, dest) in spies.items():
-            log_text = spy.communicate(timeout=plan.profile_s + 60)[0]
-            if spy.returncode != 0 or not dest.exists():
-                out[name] = {"error": f"py-spy failed: {log_text.strip()[-300:]}"}
-            else:
-                out[name] = top_frames(dest)
-        wall = time.monotonic() - t_threads
+            text = spy.communicate(timeout=seconds + 60)[0]
+            ok = spy.returncode == 0 and dest.exists()
+            files[name] = dest if ok else f"py-spy failed: {text.strip()[-300:]}"
+        wall = time.monotonic() - t0
         for name, pid in targets.items():
-            if name in out and "error" not in out[name]:
-                after = thread_ticks(pid)
-                use = [(tid, (ticks - threads[name].get(tid, 0)) / CLK_TCK / wall) for tid, ticks in after.items()]
-                main_cpu = next((c for tid, c in use if tid == pid), 0.0)
-                others = sorted((c for tid, c in use if tid != pid), reverse=True)
-                out[name]["threads"] = {"main": main_cpu, "others": others, "count": len(use)}
-        load_out, load_err = load.communicate(timeout=window + plan.drain_s + 60)
+            use = [(tid, (t - before[name].get(tid, 0)) / CLK_TCK / wall) for tid, t in thread_ticks(pid).items()]
+            others = sorted((c for tid, c in use if tid != pid), reverse=True)
+            usage[name] = {"main": next((c for tid, c in use if tid == pid), 0.0), "others": others, "count": len(use)}
+        load_out, load_err = load.communicate(timeout=seconds + 60)
         try:
-            out["load"] = json.loads(load_out.strip().splitlines()[-1])["50"]
+            result: dict[str, Any] = json.loads(load_out.strip().splitlines()[-1])["50"]
         except (ValueError, IndexError, KeyError):
-            out["load"] = {"error": load_err.strip()[-300:]}
+            result = {"error": load_err.strip()[-300:]}
     finally:
         for proc in [load, *(s for s, _ in spies.values())]:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+    return files, result, usage
+
+
+def profile_c50(system: System, plan: Plan, tmp: Path) -> dict[str, Any]:
+    """Two sampled concurrency-50 windows on graphrun serve: CPU (samples holding the GIL) and wall
+    clock (every thread, idle included, with native frames, so that waits inside C show)."""
+    if not (Path(PY).parent / "py-spy").exists():
+        return {"error": "py-spy is not installed (uv sync --group dev)"}
+    targets = {"API process": system.pids["api"][0]}
+    if system.pids.get("worker"):
+        targets["worker process"] = system.pids["worker"][0]
+    out: dict[str, Any] = {"rate_hz": 100, "seconds": plan.profile_s, "wall_rate_hz": 50, "wall_seconds": 4.0}
+    files, out["load"], usage = _sampled_window(system, targets, ["-r", "100", "--gil"], plan.profile_s, tmp, "gil")
+    for name, f in files.items():
+        out[name] = {"error": f} if isinstance(f, str) else {**top_frames(f), "threads": usage.get(name, {})}
+    args = ["-r", "50", "--idle", "--native", "--threads"]
+    files, out["wall_load"], _usage = _sampled_window(system, targets, args, 4.0, tmp, "wall")
+    for name, f in files.items():
+        if name in out and "error" not in out[name]:
+            out[name]["wall"] = {"error": f} if isinstance(f, str) else wall_states(f)
     return out
 
 
@@ -1009,12 +1066,16 @@ def render(results: dict[str, Any], meta: dict[str, Any], plan: Plan) -> str:
         add(f"not measured: {prof['error']}")
     else:
         load = prof.get("load", {})
+        wall_load = prof.get("wall_load", {})
         add(
             f"py-spy, {prof['rate_hz']} Hz for {prof['seconds']:.0f} s, on graphrun serve during an extra "
             f"concurrency-50 window ({fmt(load.get('runs_per_s'))} runs/s while sampled), `--gil`: only samples "
             "of the thread holding the GIL, so waits and C code that releases the GIL (SQLite in aiosqlite's thread, "
             "socket I/O) do not count; the per-thread CPU line shows what those threads cost. Self time = samples "
-            "whose innermost frame is that function, as a share of the process's samples."
+            "whose innermost frame is that function, as a share of the process's samples. Then a second window "
+            f"({fmt(wall_load.get('runs_per_s'))} runs/s: native sampling slows the processes), "
+            f"{prof['wall_rate_hz']} Hz for {prof['wall_seconds']:.0f} s with `--idle --native --threads`: where "
+            "the threads spend wall-clock time, waits included."
         )
         for name in ("API process", "worker process"):
             p = prof.get(name)
@@ -1042,6 +1103,19 @@ def render(results: dict[str, Any], meta: dict[str, Any], plan: Plan) -> str:
             add("")
             inclusive = "; ".join(f"`{f}` {share:.0f}%" for f, share in p["graphrun_inclusive"])
             add(f"graphrun frames by inclusive time: {inclusive}")
+            wall = p.get("wall")
+            if wall and "error" in wall:
+                add("")
+                add(f"wall clock: {wall['error']}")
+            elif wall:
+                add("")
+                for kind, label in (("main", "event-loop thread"), ("aiosqlite", "aiosqlite threads")):
+                    w = wall[kind]
+                    if not w["samples"]:
+                        continue
+                    shares = ", ".join(f"{state} {share:.0f}%" for state, share in w["states"])
+                    add(f"wall clock, {label} ({w['threads']} seen): {shares}")
+                    add("")
     return "\n".join(lines) + "\n"
 
 
