@@ -226,7 +226,10 @@ class Target:
             term = perf()
             outcome = outcome or b"complete"
         if outcome != b"complete" or nodes != self.steps[role]:
-            raise RunFailed(f"run ended with {outcome!r} after {nodes} node outputs ({events} events)")
+            raise RunFailed(
+                f"stream ended with {outcome.decode() or 'no terminal event'} after {nodes} of "
+                f"{self.steps[role]} node outputs ({events} events in all)"
+            )
         return Run(t0, first, first_node, term, events, custom, first_custom, last_custom, truncated)
 
 

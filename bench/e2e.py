@@ -163,6 +163,7 @@ class Proc:
             return ""
 
     def stop(self, timeout_s: float = 30.0) -> None:
+        t0 = time.monotonic()
         if self.alive():
             with contextlib.suppress(ProcessLookupError):
                 self.popen.send_signal(self.stop_sig)
@@ -180,6 +181,7 @@ class Proc:
                 break
             time.sleep(1.0)
         self._log.close()
+        log(f"{self.name} stopped in {time.monotonic() - t0:.1f} s")
 
 
 def http_json(method: str, url: str, body: Any = None, timeout: float = 10.0) -> tuple[int, Any]:
@@ -812,13 +814,17 @@ def render(results: dict[str, Any], meta: dict[str, Any], plan: Plan) -> str:
     lines: list[str] = []
     add = lines.append
     title = "end to end: graphrun vs langgraph dev vs raw LangGraph"
-    add(header(title, "langgraph", "fastapi", "uvicorn", "redis").rstrip())
+    # One paragraph per header line, so that the Markdown file shows them as lines.
+    add("\n\n".join(header(title, "langgraph", "fastapi", "uvicorn", "redis").rstrip().splitlines()))
     peer = meta.get("peer_versions")
+    add("")
     if peer:
         add("peer (bench/.peer-venv): " + ", ".join(f"{k} {v}" for k, v in peer.items()))
     else:
         add(f"peer: NOT MEASURED — {meta.get('peer_note')}")
+    add("")
     add(f"redis-server {meta.get('redis_version', '?')} · RLIMIT_NOFILE {meta['nofile']}")
+    add("")
     add(
         f"load average (1 min) at start {meta.get('load_start', '?')}, at end {meta.get('load_end', '?')}: "
         "the machine is shared and other processes were not stopped (their CPU during each window: 'other' below)"
@@ -1136,6 +1142,14 @@ def main() -> int:
     if args.no_peer:
         only.discard("peer")
 
+    # Ctrl-C and SIGTERM unwind through the finally blocks that stop every process we started, even
+    # when the bench was started with SIGINT ignored (a background job of a non-interactive shell).
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
     started = time.monotonic()
     meta: dict[str, Any] = {"nofile": raise_nofile()[0]}
     with contextlib.suppress(OSError, subprocess.SubprocessError, IndexError):
@@ -1192,4 +1206,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:
+        log("interrupted; every process the bench started has been stopped")
+        raise SystemExit(130) from None
