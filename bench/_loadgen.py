@@ -301,16 +301,32 @@ class Usage:
         self.result["other_cpu"] = max(0.0, (machine_busy_ticks() - machine0 - ours) / CLK_TCK / wall)
 
 
+FAILURES = (RunFailed, OSError, TimeoutError, asyncio.IncompleteReadError, ValueError)
+
+
 async def latency(target: Target, spec: dict[str, Any]) -> dict[str, Any]:
+    """One run at a time. A failed run is counted with its reason and replaced, up to 20 of them."""
     http = target.http()
+    runs: list[Run] = []
+    failures: list[str] = []
     try:
         for _ in range(spec["warmup"]):
-            await asyncio.wait_for(target.run(http), RUN_TIMEOUT_S)
-        runs = [await asyncio.wait_for(target.run(http), RUN_TIMEOUT_S) for _ in range(spec["runs"])]
+            with contextlib.suppress(*FAILURES):
+                await asyncio.wait_for(target.run(http), RUN_TIMEOUT_S)
+        while len(runs) < spec["runs"] and len(failures) <= 20:
+            try:
+                runs.append(await asyncio.wait_for(target.run(http), RUN_TIMEOUT_S))
+            except FAILURES as exc:
+                failures.append(f"{type(exc).__name__}: {exc}")
+                http.close()
     finally:
         http.close()
+    if not runs:
+        raise RunFailed(f"no run succeeded: {failures[:3]}")
     lat = [(r.term - r.t0) * 1000 for r in runs]
     return {
+        "failures": len(failures),
+        "failure_reasons": dict(Counter(failures).most_common(3)),
         "runs": len(runs),
         "p50_ms": pct(lat, 50),
         "p99_ms": pct(lat, 99),
@@ -342,7 +358,7 @@ async def closed_loop(
             while perf() < t_stop:
                 try:
                     r = await asyncio.wait_for(run(http), RUN_TIMEOUT_S)
-                except (RunFailed, OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+                except FAILURES as exc:
                     failures.append(f"{type(exc).__name__}: {exc}")
                     http.close()
                     await asyncio.sleep(0.05)

@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._loadgen import pct
+from bench._loadgen import CLK_TCK, cpu_ticks, machine_busy_ticks, pct
 from graphrun.examples.chain import build
 
 GRAPHRUN_MODES = ["tasks", "custom", "messages", "values"]
@@ -68,9 +68,12 @@ async def closed_loop(
             if t_measure <= last < t_stop:
                 lat.append((last - t0) * 1000)
 
-    c0 = time.process_time()
+    c0, machine0, own0 = time.process_time(), machine_busy_ticks(), cpu_ticks(os.getpid())
     await asyncio.gather(*(user() for _ in range(concurrency)))
-    cpu = (time.process_time() - c0) / (perf() - start)
+    wall = perf() - start
+    cpu = (time.process_time() - c0) / wall
+    own = cpu_ticks(os.getpid()) - own0
+    other = max(0.0, (machine_busy_ticks() - machine0 - own) / CLK_TCK / wall)
     counted = sum(1 for t in ends if t_measure <= t < t_stop)
     return {
         "concurrency": concurrency,
@@ -79,6 +82,7 @@ async def closed_loop(
         "p50_ms": pct(lat, 50),
         "p99_ms": pct(lat, 99),
         "cpu": cpu,
+        "other_cpu": other,
     }
 
 

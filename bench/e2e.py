@@ -806,6 +806,17 @@ def memory_cell(results: dict[str, Any], key: str, group: str) -> str:
     return f"{mib(before)} → {mib(after)}"
 
 
+def _reasons(phase: Any) -> list[str]:
+    """Failure reasons of a latency phase or of every level of a throughput phase."""
+    if not isinstance(phase, dict):
+        return []
+    found = list(phase.get("failure_reasons", {}))
+    for value in phase.values():
+        if isinstance(value, dict):
+            found += list(value.get("failure_reasons", {}))
+    return found
+
+
 def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
@@ -999,6 +1010,14 @@ def render(results: dict[str, Any], meta: dict[str, Any], plan: Plan) -> str:
     add("")
     add("Details:")
     add("")
+    raw_thr = get(results, "raw", "main", "throughput") or {}
+    if raw_thr:
+        parts = [
+            f"c={level}: {t['counted']} runs, p50 {fmt(t['p50_ms'], 2)} ms, p99 {fmt(t['p99_ms'], 2)} ms; "
+            f"CPU (share of one core): itself {t['cpu'] * 100:.0f}%, other {t.get('other_cpu', 0) * 100:.0f}%"
+            for level, t in raw_thr.items()
+        ]
+        add("- raw LangGraph throughput: " + "; ".join(parts))
     for key, title in COLUMNS[1:]:
         sysres = results.get(key)
         if not isinstance(sysres, dict) or unavailable[key]:
@@ -1050,6 +1069,25 @@ def render(results: dict[str, Any], meta: dict[str, Any], plan: Plan) -> str:
         lat = sysres.get("latency", {})
         if "error" in lat:
             add(f"- {title} latency: {lat['error']}")
+        elif lat.get("failures"):
+            add(
+                f"- {title} latency: {lat['failures']} failed run(s) replaced (not in the figures): "
+                f"{lat['failure_reasons']}"
+            )
+    lost = any(
+        "after 0 of" in reason
+        for key in ("serve", "deployed")
+        for phase in ("latency", "throughput")
+        for reason in _reasons(get(results, key, phase))
+    )
+    if lost:
+        add(
+            "- 'stream ended with complete after 0 of 5 node outputs (1 events in all)': the events stream "
+            "answered with nothing but a terminal event rebuilt from the store, so the client lost the run's "
+            "events. In src/graphrun/events/follow.py the catch-up checks that the log exists *before* it reads "
+            "the stored status; a run that starts and finishes in between is taken for one whose log expired. "
+            "Counted as failed, not in the figures."
+        )
     add(
         "- Memory: VmRSS summed over the processes of each role (Gunicorn master + 2 workers; worker supervisor "
         "+ 2 workers; forked processes share pages, so sums overcount). 'idle' is read after the runs above, just "
