@@ -51,7 +51,8 @@ LOADGEN = BENCH / "_loadgen.py"
 RAW = BENCH / "_raw.py"
 PEER_GRAPH = BENCH / "_peer_graph.py"
 PEER_VENV = BENCH / ".peer-venv"
-PEER_REQUIREMENT = "langgraph-cli[inmem]"
+# Unpinned: the newest dev server from PyPI (its versions are printed); BENCH_PEER_REQUIREMENT pins one.
+PEER_REQUIREMENT = os.environ.get("BENCH_PEER_REQUIREMENT", "langgraph-cli[inmem]")
 PEER_PACKAGES = ("langgraph-cli", "langgraph-api", "langgraph-runtime-inmem", "langgraph")
 DOC = ROOT / "docs" / "benchmarks.md"
 PY = sys.executable
@@ -384,8 +385,10 @@ def ensure_peer() -> tuple[dict[str, str] | None, str]:
     marker = PEER_VENV / ".installed"
     if marker.exists() and (PEER_VENV / "bin" / "langgraph").exists():
         try:
-            return peer_versions(), "reused bench/.peer-venv"
-        except (subprocess.SubprocessError, OSError, ValueError):
+            same = json.loads(marker.read_text()).get("requirement") == PEER_REQUIREMENT
+            if same:
+                return peer_versions(), "reused bench/.peer-venv"
+        except (subprocess.SubprocessError, OSError, ValueError, AttributeError):
             pass
     shutil.rmtree(PEER_VENV, ignore_errors=True)
     t0 = time.monotonic()
@@ -412,7 +415,7 @@ def ensure_peer() -> tuple[dict[str, str] | None, str]:
         versions = peer_versions()
     except (subprocess.SubprocessError, OSError, ValueError) as exc:
         return None, f"could not install {PEER_REQUIREMENT}: {exc}"
-    marker.write_text(json.dumps(versions))
+    marker.write_text(json.dumps({"requirement": PEER_REQUIREMENT, "versions": versions}))
     return versions, f"installed into bench/.peer-venv in {time.monotonic() - t0:.0f} s"
 
 
@@ -795,7 +798,7 @@ def memory_cell(results: dict[str, Any], key: str, group: str) -> str:
     if key == "raw":
         return "n/a"
     if key == "peer" and group == "worker":
-        return "in the API process"
+        return "n/a (one process)"
     if key == "peer" and group == "redis":
         return "n/a (in memory)"
     idle = get(results, key, "idle")
