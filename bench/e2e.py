@@ -1223,7 +1223,8 @@ def main() -> int:
                 log(f"{key}: {exc}")
                 results[key] = {"error": str(exc).splitlines()[0][:300]}
                 if key == "peer":
-                    meta["peer_versions"], meta["peer_note"] = None, f"langgraph dev did not start: {exc}"[:300]
+                    why = " ".join(str(exc).split())[:300]
+                    meta["peer_versions"], meta["peer_note"] = None, f"langgraph dev did not start: {why}"
     finally:
         if args.keep:
             log(f"kept {tmp}")
