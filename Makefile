@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install lint typecheck test run bench-cache bench-cancel clean
+.PHONY: install lint typecheck test run bench bench-cache bench-cancel bench-e2e clean
 
 $(UV):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "graphrun needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -33,11 +33,20 @@ test: lint typecheck
 run: install
 	$(VENV)/bin/graphrun serve
 
+# The whole suite; bench/e2e.py writes docs/benchmarks.md. On first use it installs LangGraph's dev
+# server (langgraph-cli[inmem], from PyPI) into bench/.peer-venv, and reuses it afterwards.
+bench: install
+	$(VENV)/bin/python bench/cache.py
+	$(VENV)/bin/python bench/e2e.py
+
 bench-cache: install
 	$(VENV)/bin/python bench/cache.py
 
 bench-cancel: install
 	$(VENV)/bin/python bench/cancel.py
+
+bench-e2e: install
+	$(VENV)/bin/python bench/e2e.py
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,133 @@
+"""The floor for bench/e2e.py: raw LangGraph ``astream`` in one process and one event loop, no HTTP.
+
+    python bench/_raw.py '<json spec>'      (prints one JSON object)
+
+The same graph as every other system (graphrun's ``chain``, compiled once). The client pattern's
+equivalent: start a run, consume its stream to the end. Throughput: ``concurrency`` coroutines run
+back to back in one event loop; runs that end inside the window are counted. ``cpu`` pins the process
+to one core (the single-core figure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._loadgen import CLK_TCK, cpu_ticks, machine_busy_ticks, pct
+from graphrun.examples.chain import build
+
+GRAPHRUN_MODES = ["tasks", "custom", "messages", "values"]
+
+perf = time.perf_counter
+
+
+def compiled(config: dict[str, Any]) -> Any:
+    return build(config).compile()
+
+
+async def one(graph: Any, modes: Any, subgraphs: bool) -> tuple[float, float, int, int, float, float]:
+    """(first chunk, last chunk, chunks, custom chunks, first custom, last custom), times absolute."""
+    first = last = first_custom = last_custom = 0.0
+    chunks = custom = 0
+    async for item in graph.astream({"n": 0}, stream_mode=modes, subgraphs=subgraphs):
+        t = perf()
+        chunks += 1
+        if not first:
+            first = t
+        last = t
+        mode = item[-2] if subgraphs else (item[0] if isinstance(modes, list) else modes)
+        if mode == "custom":
+            custom += 1
+            if not first_custom:
+                first_custom = t
+            last_custom = t
+    return first, last, chunks, custom, first_custom, last_custom
+
+
+async def closed_loop(
+    chain: Any, modes: Any, subgraphs: bool, concurrency: int, warmup_s: float, window_s: float
+) -> dict[str, Any]:
+    start = perf()
+    t_measure = start + warmup_s
+    t_stop = t_measure + window_s
+    ends: list[float] = []
+    lat: list[float] = []
+
+    async def user() -> None:
+        while perf() < t_stop:
+            t0 = perf()
+            _f, last, *_ = await one(chain, modes, subgraphs)
+            ends.append(last)
+            if t_measure <= last < t_stop:
+                lat.append((last - t0) * 1000)
+
+    c0, machine0, own0 = time.process_time(), machine_busy_ticks(), cpu_ticks(os.getpid())
+    await asyncio.gather(*(user() for _ in range(concurrency)))
+    wall = perf() - start
+    cpu = (time.process_time() - c0) / wall
+    own = cpu_ticks(os.getpid()) - own0
+    other = max(0.0, (machine_busy_ticks() - machine0 - own) / CLK_TCK / wall)
+    counted = sum(1 for t in ends if t_measure <= t < t_stop)
+    return {
+        "concurrency": concurrency,
+        "runs_per_s": counted / window_s,
+        "counted": counted,
+        "p50_ms": pct(lat, 50),
+        "p99_ms": pct(lat, 99),
+        "cpu": cpu,
+        "other_cpu": other,
+    }
+
+
+async def run(spec: dict[str, Any]) -> dict[str, Any]:
+    graphrun_modes = spec.get("graphrun_modes", False)
+    modes: Any = GRAPHRUN_MODES if graphrun_modes else "updates"
+    chain = compiled({"steps": 5, "delay_s": 0})
+    out: dict[str, Any] = {}
+    if spec.get("latency"):
+        for _ in range(spec["warmup"]):
+            await one(chain, modes, graphrun_modes)
+        lat, first = [], []
+        for _ in range(spec["runs"]):
+            t0 = perf()
+            f, last, *_ = await one(chain, modes, graphrun_modes)
+            lat.append((last - t0) * 1000)
+            first.append((f - t0) * 1000)
+        out["latency"] = {
+            "runs": len(lat),
+            "p50_ms": pct(lat, 50),
+            "p99_ms": pct(lat, 99),
+            "first_event_p50_ms": pct(first, 50),
+            "first_node_p50_ms": pct(first, 50),
+        }
+    out["throughput"] = {
+        str(level): await closed_loop(chain, modes, graphrun_modes, level, spec["warmup_s"], spec["window_s"])
+        for level in spec.get("levels", [])
+    }
+    if spec.get("chatty"):
+        graph = compiled({"steps": 1, "emit": spec["chatty_emit"]})
+        chatty_modes = GRAPHRUN_MODES if graphrun_modes else ["updates", "custom"]
+        rates = []
+        for _ in range(spec["chatty"]):
+            *_, custom, fc, lc = await one(graph, chatty_modes, graphrun_modes)
+            rates.append((custom - 1) / (lc - fc))
+        out["chatty"] = {"median_events_per_s": pct(rates, 50), "custom": custom}
+    return out
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    if spec.get("cpu") is not None:
+        os.sched_setaffinity(0, {spec["cpu"]})
+    sys.stdout.write(json.dumps(asyncio.run(run(spec))) + "\n")
+
+
+if __name__ == "__main__":
+    main()
