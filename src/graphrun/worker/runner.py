@@ -396,8 +396,8 @@ class ExecutionRunner:
         }
         run_input: Any = execution.input
         if self.checkpointer is not None:
-            # Durable: every step is checkpointed under the execution id before the next starts, so
-            # a later attempt resumes after the last completed step instead of starting over.
+            # Durable: every step is checkpointed under the execution id, so a later attempt
+            # resumes after the last checkpointed step instead of starting over.
             graph = graph.copy(update={"checkpointer": self.checkpointer})
             if execution.attempt > 1 and await self.checkpointer.aget_tuple(config) is not None:  # type: ignore[arg-type]
                 run_input = None
@@ -411,7 +411,10 @@ class ExecutionRunner:
             config,
             stream_mode=STREAM_MODES,
             subgraphs=True,
-            durability="sync" if self.checkpointer is not None else None,
+            # "async": a step's checkpoint is written while the next step runs. A crash can then
+            # cost the last step (it runs again on the next attempt; its log events are not
+            # published twice), which nodes must tolerate anyway: see README "Guarantees".
+            durability="async" if self.checkpointer is not None else None,
         ):
             scope: dict[str, Any] = {"namespace": list(ns)} if ns else {}
             if mode == "tasks":
