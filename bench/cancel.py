@@ -113,6 +113,7 @@ async def baseline_samples(redis: Redis, n: int, node_s: float) -> list[float]:
             async for _chunk in graph.astream({"n": 0}, stream_mode="updates"):
                 if await redis.exists(flag):  # between nodes: the only place this loop can look
                     return time.perf_counter() - set_at[0]
+            await canceller  # raises whatever kept it from setting the flag
             raise RuntimeError("the baseline run ended without seeing its cancel")
         finally:
             canceller.cancel()
@@ -148,7 +149,7 @@ async def measure(url: str, redis_url: str, samples: int, sync_samples: int) -> 
             "async": await graphrun_samples(url, {"steps": 2, "delay_s": 30}, samples),
             "sync": await graphrun_samples(url, {"steps": 2, "delay_s": 10, "blocking": True}, sync_samples),
         }
-        redis = Redis.from_url(redis_url)
+        redis = Redis.from_url(redis_url, max_connections=1000)  # 100 runs at once, each with a canceller
         try:
             results["baseline"] = await baseline_samples(redis, samples, node_s=1.0)
             redis_version = str((await redis.info("server"))["redis_version"])
@@ -166,6 +167,7 @@ def main() -> int:
         parser.error("--samples must be at least 100")
 
     began = time.monotonic()
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="graphrun-bench-") as tmp_name:
         tmp = Path(tmp_name)
         redis_server = EmbeddedRedis(tmp / "redis", appendonly=False)
@@ -201,6 +203,11 @@ def main() -> int:
     print(f"graphrun cancel benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
     nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"machine: nproc {nproc}, {cpu_model()}, {platform.platform()}")
+    load_after = os.getloadavg()
+    print(
+        f"load average (1 min) before / after: {load_before[0]:.2f} / {load_after[0]:.2f}"
+        " (other work on the machine shows up in the tail)"
+    )
     print(
         f"versions: Python {platform.python_version()}, "
         + ", ".join(f"{n} {version(n)}" for n in names)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,14 +14,17 @@ import pytest
 
 from graphrun.settings import Settings
 from tests.conftest import ServerHandle
+from tests.graphs import REGISTRY_TOML
 from tests.helpers import chain_workflow, read_events, submit, wait_status
 
 DEFAULT_S = 0.7
 
 
 @pytest.fixture
-def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"execution_timeout_s": DEFAULT_S})
+def settings(settings: Settings, tmp_path: Path) -> Settings:
+    toml = tmp_path / "graphrun.toml"
+    toml.write_text(REGISTRY_TOML)
+    return settings.model_copy(update={"execution_timeout_s": DEFAULT_S, "config": toml})
 
 
 @pytest.fixture
@@ -59,12 +63,14 @@ async def test_which_limit_applies(client: httpx.AsyncClient) -> None:
 
 
 async def test_the_limit_counts_from_the_start(client: httpx.AsyncClient) -> None:
-    wf = await chain_workflow(client, steps=2, delay_s=5, timeout_s=0.5)
-    sub = await submit(client, wf["id"])
+    """Building the graph counts: a factory that takes 2 s and an instant node, limit 0.5 s."""
+    created = await client.post(
+        "/workflows", json={"name": "s", "graph": "slow_to_build", "config": {"build_s": 2, "timeout_s": 0.5}}
+    )
+    sub = await submit(client, created.json()["id"])
     events = await read_events(client, sub["execution_id"])
-    assert events[-1]["event"] == "timeout"
-    elapsed = events[-1]["data"]["ts"] - events[0]["data"]["ts"]
-    assert 0.45 <= elapsed < 0.5 + 1.0, elapsed
+    assert [e["event"] for e in events] == ["start", "timeout"]
+    assert events[-1]["data"]["ts"] - events[0]["data"]["ts"] < 0.5 + 1.0
 
 
 @pytest.mark.parametrize("bad", [0, -1, "10", True, float("inf"), 8 * 24 * 3600, [1]])

@@ -28,8 +28,11 @@ class GunicornApp(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Any:
         from graphrun.api import create_app
+        from graphrun.heap import freeze_startup_heap
 
-        return create_app(self.settings)
+        app = create_app(self.settings)
+        freeze_startup_heap()
+        return app
 
 
 def gunicorn_options(settings: Settings) -> dict[str, Any]:

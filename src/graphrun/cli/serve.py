@@ -60,6 +60,9 @@ def serve(settings: Settings) -> int:
             timeout_graceful_shutdown=3,
             log_config=None,
         )
+        from graphrun.heap import freeze_startup_heap
+
+        freeze_startup_heap()
         log.info("graphrun serving on http://%s:%s", settings.host, settings.port)
         # uvicorn re-raises the Ctrl-C it handled; stopping was asked for, so exit 0.
         with contextlib.suppress(KeyboardInterrupt):

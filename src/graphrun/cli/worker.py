@@ -31,8 +31,10 @@ def _migrate(settings: Settings) -> None:
 def run_workers(settings: Settings) -> int:
     settings.require_redis_url()
     if settings.worker_processes == 1:
+        from graphrun.heap import freeze_startup_heap
         from graphrun.worker.process import run_worker
 
+        freeze_startup_heap()
         asyncio.run(run_worker(settings))
         return 0
     _migrate(settings)  # once, before the children race for it

@@ -1,11 +1,16 @@
 """Running one execution: claim it, build (or fetch) its graph, stream it, record the outcome.
 
 What must stay true:
-- only the worker whose claim succeeded (queued → running) runs an execution, and only while it
-  holds the execution's lease: its attempt number fences every write (events and final status);
+- only the worker whose claim succeeded (queued → running) runs an execution, only while it holds
+  the execution's lease (its attempt number fences every write: events and final status), and
+  only if no cancel was requested by the time it read the flag after its claim;
 - a taken-over execution resumes from its last LangGraph checkpoint, and a node whose end is
   already in the log is not published again;
-- every log it writes starts with ``start`` and ends with exactly one terminal event;
+- every log it writes ends with exactly one terminal event, and starts with ``start`` if the run
+  began (one cancelled at pick-up has just ``cancelled``);
+- the outcome is decided once, by whichever comes first: the run ends, a cancel arrives, the time
+  limit passes. A run that is still going then is not waited for (a synchronous node cannot be
+  stopped), and nothing it emits or returns afterwards reaches the log or the store;
 - the final status is stored before the terminal event is written, so a client that saw the
   terminal event reads the final status from the API;
 - an exception in a factory or a node fails that execution only, never the worker.
@@ -87,10 +92,6 @@ class ExecutionRunner:
 
     def running_ids(self) -> list[str]:
         return list(self._running)
-
-    @property
-    def abandoned(self) -> int:
-        return len(self._abandoned)
 
     def cancel(self, execution_id: str) -> bool:
         """Ask a running execution of this process to stop; its outcome is decided at once."""
@@ -259,7 +260,7 @@ class ExecutionRunner:
             if active.lease_lost:
                 return "abandoned"
             return await self._hand_over(execution)
-        if not inner.done():
+        if not inner.done():  # (a run that ended before its cancel was seen keeps its own outcome)
             inner.cancel()
             self._abandon(execution.id, inner, writer)
             if active.cancel_requested.is_set():
