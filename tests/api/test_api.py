@@ -168,3 +168,9 @@ async def test_malformed_last_event_id_is_400(client: httpx.AsyncClient) -> None
     assert r.status_code == 400 and "malformed event id" in r.json()["detail"]
     r = await client.get(f"/executions/{sub['execution_id']}/events", params={"last_event_id": "1-x"})
     assert r.status_code == 400
+
+
+async def test_body_without_json_content_type_is_a_clear_error(client: httpx.AsyncClient) -> None:
+    response = await client.post("/workflows", content=b'{"name": "x", "graph": "chain"}')
+    assert response.status_code in (400, 415, 422), response.text
+    assert "detail" in response.json()

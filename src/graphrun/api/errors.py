@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -56,7 +57,8 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     for err in errors:
         if err.get("type") == "json_invalid":
             return _detail(400, f"malformed JSON body: {err.get('ctx', {}).get('error', err.get('msg'))}")
-    return _detail(422, [{k: v for k, v in e.items() if k != "url"} for e in errors])
+    # jsonable_encoder: an error's "input" may be bytes (a body sent without a JSON content type).
+    return _detail(422, jsonable_encoder([{k: v for k, v in e.items() if k != "url"} for e in errors]))
 
 
 def install(app: FastAPI) -> None:

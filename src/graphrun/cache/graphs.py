@@ -54,7 +54,7 @@ class GraphCache:
         self.max_entries = max_entries
         self.llm = llm
         self._entries: OrderedDict[Key, Entry] = OrderedDict()
-        self._building: dict[Key, asyncio.Future[Any]] = {}
+        self._building: dict[Key, asyncio.Task[Any]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self.hits = 0
         self.misses = 0
@@ -85,19 +85,18 @@ class GraphCache:
             # Checked before joining a pending build: that build may be our own caller's.
             raise FactoryError(f"workflow {workflow_id} embeds itself (sub-workflow cycle)")
         pending = self._building.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        pending = asyncio.get_running_loop().create_future()
-        self._building[key] = pending
+        if pending is None:
+            # The build is a task of its own: cancelling the execution that happened to start it
+            # must not fail the others waiting for the same graph.
+            pending = asyncio.get_running_loop().create_task(self._build_and_store(key))
+            self._building[key] = pending
+        return await asyncio.shield(pending)
+
+    async def _build_and_store(self, key: Key) -> Any:
         try:
             entry = await self._build(key)
-        except BaseException as exc:
-            pending.set_exception(exc)
-            pending.exception()  # retrieved: waiters, if any, still get it
-            raise
         finally:
             del self._building[key]
-        pending.set_result(entry.graph)
         self._store(key, entry)
         return entry.graph
 
