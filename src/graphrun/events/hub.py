@@ -92,15 +92,20 @@ class StreamHub:
         sub = Subscription(key, self._buffer)
         subs = self._subs.setdefault(key, set())
         subs.add(sub)
-        if key not in self._cursors:
-            # Start the shared cursor at the stream's current end; what came before is the
-            # subscriber's own catch-up. Anything added from here on is above this id.
-            raw = await self._redis.xrevrange(key, max="+", min="-", count=1)
-            if key in self._subs and key not in self._cursors:
-                self._cursors[key] = StreamId.parse(raw[0][0]) if raw else ZERO  # type: ignore[arg-type]
-                self._generation += 1
-                self._changed.set()
-                await self._wake_reader()
+        try:
+            if key not in self._cursors:
+                # Start the shared cursor at the stream's current end; what came before is the
+                # subscriber's own catch-up. Anything added from here on is above this id.
+                raw = await self._redis.xrevrange(key, max="+", min="-", count=1)
+                if key in self._subs and key not in self._cursors:
+                    self._cursors[key] = StreamId.parse(raw[0][0]) if raw else ZERO  # type: ignore[arg-type]
+                    self._generation += 1
+                    self._changed.set()
+                    await self._wake_reader()
+        except BaseException:
+            # The client went away (or Redis failed) before the subscription was handed over.
+            self.unsubscribe(sub)
+            raise
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
