@@ -177,3 +177,16 @@ async def test_a_client_gone_while_subscribing_leaves_nothing_behind(hub: Stream
     assert hub.followed == 1
     hub.unsubscribe(sub)
     assert hub.followed == 0
+
+
+async def test_stop_ends_the_reader_whenever_it_comes(redis: Redis, redis_server: str) -> None:
+    # The API stops its hub at shutdown, possibly while the reader is still connecting; a cancel
+    # that lands there can be swallowed by redis-py, and stop() must still return.
+    for ticks in range(40):
+        hub = StreamHub(redis, lambda: dedicated_client(redis_server), block_ms=2000)
+        await hub.start()
+        for _ in range(ticks):
+            await asyncio.sleep(0)
+        stopping = asyncio.create_task(hub.stop())
+        done, _ = await asyncio.wait([stopping], timeout=10)
+        assert done, f"stop() did not return when called {ticks} loop ticks after start()"

@@ -77,7 +77,11 @@ class StreamHub:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
+            # Cancel until the reader has ended: redis-py can swallow a cancel that lands while it
+            # is connecting, and a single one would then leave stop() waiting forever.
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait([self._task], timeout=0.1)
             with suppress(asyncio.CancelledError):
                 await self._task
         if self._reader is not None:
