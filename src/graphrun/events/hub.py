@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from graphrun.connections import ConnectionName
 from graphrun.events.ids import ZERO, StreamId
 from graphrun.events.model import Entry
 
@@ -138,7 +139,7 @@ class StreamHub:
     async def _connect(self) -> Redis:
         reader = self._connect_reader()
         self._reader_id = await reader.client_id()
-        await reader.client_setname("graphrun-stream-hub")
+        await reader.client_setname(ConnectionName.STREAM_HUB)
         return reader
 
     async def _run(self) -> None:

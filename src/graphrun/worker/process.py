@@ -15,7 +15,7 @@ from taskiq.api.receiver import run_receiver_task
 
 from graphrun.cache import GraphCache
 from graphrun.cancel import CancelBus
-from graphrun.connections import shared_client
+from graphrun.connections import ConnectionName, shared_client
 from graphrun.events.log import EventLog
 from graphrun.keys import Keys
 from graphrun.queue import EXECUTE_TASK, make_broker
@@ -33,12 +33,12 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     keys = Keys(settings.redis_prefix)
     registry = GraphRegistry.load(settings.registry_file)
     store = await open_store(settings.sqlalchemy_url)
-    redis = shared_client(redis_url)
+    redis = shared_client(redis_url, name=ConnectionName.WORKER)
     events = EventLog(redis, keys, maxlen=settings.event_maxlen, ttl_s=settings.event_ttl_s)
     cache = GraphCache(store, registry, max_entries=settings.graph_cache_size, llm=settings.llm)
     cancels = CancelBus(redis, keys)
     runner = ExecutionRunner(store, cache, events, cancels, default_timeout_s=settings.execution_timeout_s)
-    broker = make_broker(redis_url, keys)
+    broker = make_broker(redis_url, keys, name=ConnectionName.WORKER)
 
     async def execute(execution_id: str) -> None:
         await runner.execute(execution_id)
