@@ -106,3 +106,97 @@ async def test_sub_workflow_through_the_cache(cache: GraphCache, store: SQLStore
     graph = await cache.get(parent.id, 1)
     assert (await graph.ainvoke({"n": 1})) == {"n": 3}
     assert cache.peek(child.id, 1) is not None
+
+
+gate = threading.Event()
+entered = threading.Event()
+
+
+def gated_factory(config: dict[str, Any]) -> Any:
+    """Blocks until the test opens the gate: a build that straddles an update."""
+    if config.get("gated"):
+        entered.set()
+        assert gate.wait(10)
+    from graphrun.examples.chain import build
+
+    return build({"steps": config["steps"]})
+
+
+@pytest.fixture
+def gated_cache(store: SQLStore, tmp_path: Path) -> GraphCache:
+    (tmp_path / "gated.toml").write_text('[graphs]\ngated = "tests.test_cache:gated_factory"\n')
+    gate.clear()
+    entered.clear()
+    return GraphCache(store, GraphRegistry.load(tmp_path / "gated.toml"))
+
+
+async def test_the_article_race_never_serves_a_stale_graph(gated_cache: GraphCache, store: SQLStore) -> None:
+    """A build of v1 starts, the workflow is updated to v2, v2 is built and served, then the v1
+    build finishes. In the article's scheme the late `set` stores the old graph under the version
+    it reads *now* (v2). Here the key is the version the definition was read at."""
+    wf = await store.create_workflow("w", "gated", {"steps": 1, "gated": True})
+    slow_v1 = asyncio.create_task(gated_cache.get(wf.id, 1))
+    assert await asyncio.to_thread(entered.wait, 10)
+    await store.update_workflow(wf.id, config={"steps": 2})
+    v2 = await gated_cache.get(wf.id, 2)
+    gate.set()
+    v1 = await slow_v1
+    assert (await v1.ainvoke({"n": 0}), await v2.ainvoke({"n": 0})) == ({"n": 1}, {"n": 2})
+    assert gated_cache.peek(wf.id, 2) is v2
+    assert gated_cache.versions(wf.id) == [2]  # the late v1 build was not cached over it
+    for _ in range(3):
+        assert (await (await gated_cache.get(wf.id, 2)).ainvoke({"n": 0})) == {"n": 2}
+
+
+async def test_sub_workflow_changes_bump_parents_transitively(cache: GraphCache, store: SQLStore) -> None:
+    leaf = await store.create_workflow("leaf", "slow", {"steps": 1})
+    mid = await store.create_workflow("mid", "parent", {"child": leaf.id})
+    top = await store.create_workflow("top", "parent", {"child": mid.id})
+    graph = await cache.get(top.id, 1)
+    assert (await graph.ainvoke({"n": 0})) == {"n": 1}
+    assert {cache.peek(w.id, 1) is not None for w in (leaf, mid, top)} == {True}
+
+    updated = await store.update_workflow(leaf.id, config={"steps": 5})
+    assert (await store.get_workflow(mid.id)).version == 2
+    assert (await store.get_workflow(top.id)).version == 2
+    dropped = cache.invalidate(leaf.id, updated.version)
+    assert dropped == {leaf.id, mid.id, top.id} and len(cache) == 0
+    fresh = await cache.get(top.id, 2)
+    assert (await fresh.ainvoke({"n": 0})) == {"n": 5}
+
+
+async def test_a_child_changed_during_the_parent_build_is_not_cached(
+    gated_cache: GraphCache, store: SQLStore, tmp_path: Path
+) -> None:
+    (tmp_path / "gated.toml").write_text(
+        '[graphs]\ngated = "tests.test_cache:gated_factory"\nparent = "tests.test_cache:parent_factory"\n'
+    )
+    cache = GraphCache(store, GraphRegistry.load(tmp_path / "gated.toml"))
+    child = await store.create_workflow("child", "gated", {"steps": 1})
+    parent = await store.create_workflow("parent", "parent", {"child": child.id})
+    original = cache.registry.build
+
+    async def build_then_update(name: str, config: dict[str, Any]) -> Any:
+        graph = await original(name, config)
+        if name == "parent" and (await store.get_workflow(child.id)).version == 1:
+            await store.update_workflow(child.id, config={"steps": 7})  # lands mid-build
+        return graph
+
+    cache.registry.build = build_then_update  # type: ignore[method-assign]
+    graph = await cache.get(parent.id, 1)
+    assert (await graph.ainvoke({"n": 0})) == {"n": 7}  # rebuilt with the child's new version
+
+
+async def test_sub_workflow_cycle_is_an_error(cache: GraphCache, store: SQLStore) -> None:
+    a = await store.create_workflow("a", "parent", {"child": "b"})
+    await store.create_workflow("b", "parent", {"child": "a"})
+    with pytest.raises(FactoryError, match="cycle"):
+        await asyncio.wait_for(cache.get(a.id, 1), 10)
+
+
+async def test_cached_load_needs_no_io(cache: GraphCache, store: SQLStore) -> None:
+    wf = await store.create_workflow("w", "slow", {"steps": 1})
+    await cache.get(wf.id, 1)
+    await store.close()  # any remote check on a hit would now fail
+    for _ in range(100):
+        assert await cache.get(wf.id, 1) is not None

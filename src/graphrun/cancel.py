@@ -2,14 +2,17 @@
 
 The API sets a flag key and then publishes the id; a worker registers a running execution and then
 checks the flag. Whichever order the two sides interleave in, the worker either receives the push
-or sees the flag, so a cancel that races with pick-up is never lost.
+or sees the flag, so a cancel that races with pick-up is never lost. The API sets the flag before
+it even reads the execution, and a worker reads it after its claim and before the graph starts: an
+execution the API still found queued therefore never runs a node. A listener that lost Redis
+re-reads the flags of what its worker runs once it is subscribed again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
 from redis.asyncio import Redis
@@ -28,23 +31,37 @@ class CancelBus:
         self.redis = redis
         self.keys = keys
 
-    async def request(self, execution_id: str) -> None:
+    async def request(self, execution_id: str, *, push: bool = True) -> None:
+        """Set the flag, then (unless ``push`` is False) publish the id to every worker."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.set(self.keys.cancel_flag(execution_id), b"1", ex=FLAG_TTL_S)
-        pipe.publish(self.keys.cancel_channel, execution_id)
+        if push:
+            pipe.publish(self.keys.cancel_channel, execution_id)
         await pipe.execute()
+
+    async def withdraw(self, execution_id: str) -> None:
+        await self.redis.delete(self.keys.cancel_flag(execution_id))
 
     async def requested(self, execution_id: str) -> bool:
         return bool(await self.redis.exists(self.keys.cancel_flag(execution_id)))
 
-    async def listen(self, on_cancel: Callable[[str], object]) -> None:
-        """Call ``on_cancel(execution_id)`` for every request, reconnecting after Redis outages."""
+    async def listen(
+        self,
+        on_cancel: Callable[[str], object],
+        on_subscribed: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Call ``on_cancel(execution_id)`` for every request, reconnecting after Redis outages.
+
+        ``on_subscribed`` runs after every (re)subscription: pushes sent while the listener was
+        away are lost, so whoever listens re-reads the flags of what it runs."""
         backoff = 0.1
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.keys.cancel_channel)
                 backoff = 0.1
+                if on_subscribed is not None:
+                    await on_subscribed()
                 async for message in pubsub.listen():
                     on_cancel(message["data"].decode())
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:

@@ -21,6 +21,14 @@ import httpx
 from httpx_sse import aconnect_sse
 
 TERMINAL = frozenset({"complete", "error", "cancelled", "timeout"})
+RETRYABLE = frozenset({502, 503, 504})
+
+
+def _detail(response: httpx.Response) -> Any:
+    try:
+        return response.json().get("detail")
+    except ValueError:
+        return response.text
 
 
 class ClientError(Exception):
@@ -64,11 +72,7 @@ class GraphrunClient:
     async def _call(self, method: str, path: str, **kw: Any) -> Any:
         response = await self._http.request(method, path, **kw)
         if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail")
-            except ValueError:
-                detail = response.text
-            raise ClientError(response.status_code, detail)
+            raise ClientError(response.status_code, _detail(response))
         return response.json() if response.content else None
 
     async def graphs(self) -> list[dict[str, Any]]:
@@ -138,9 +142,12 @@ class GraphrunClient:
                     headers=headers,
                     timeout=httpx.Timeout(30.0, read=60.0),
                 ) as source:
-                    if source.response.status_code >= 400:
+                    status = source.response.status_code
+                    if status >= 400:
                         await source.response.aread()
-                        raise ClientError(source.response.status_code, source.response.json().get("detail"))
+                        if status not in RETRYABLE:
+                            raise ClientError(status, _detail(source.response))
+                        raise httpx.TransportError(f"HTTP {status}")  # a backing service is away: retry
                     async for sse in source.aiter_sse():
                         failures = 0
                         event = StreamEvent(sse.event, sse.id or None, sse.data)

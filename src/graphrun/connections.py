@@ -42,4 +42,6 @@ def shared_client(url: str, max_connections: int = POOL_SIZE, *, name: Connectio
 
 def dedicated_client(url: str, *, name: ConnectionName | None = None) -> Redis:
     """One connection for one long blocking reader (no read timeout shorter than its block)."""
-    return Redis.from_url(url, single_connection_client=True, socket_keepalive=True, client_name=name)
+    return Redis.from_url(
+        url, single_connection_client=True, socket_keepalive=True, socket_timeout=None, client_name=name
+    )

@@ -9,7 +9,8 @@
     │   ├── NotFoundError           no such workflow or execution
     │   └── ConflictError           the record is not in a state that allows this
     ├── EventLogError               the Redis event log
-    │   └── BadEventIdError         a Last-Event-ID that is not a stream id
+    │   ├── BadEventIdError         a Last-Event-ID that is not a stream id
+    │   └── FencedError             a write by a worker that no longer holds the execution's lease
     └── BackendUnavailableError     Redis or the database cannot be reached
 
 The API maps these to HTTP statuses in one place (``graphrun.api.errors``).
@@ -60,6 +61,10 @@ class EventLogError(GraphrunError):
 
 
 class BadEventIdError(EventLogError):
+    pass
+
+
+class FencedError(EventLogError):
     pass
 
 

@@ -32,6 +32,15 @@ class Keys:
         """Set when a cancel was requested; checked by a worker when it picks the execution up."""
         return f"{self.prefix}cancel:{execution_id}"
 
+    def lease(self, execution_id: str) -> str:
+        """Held by the worker running the execution; the value is its attempt (fencing token)."""
+        return f"{self.prefix}lease:{execution_id}"
+
+    @property
+    def sweeper_lock(self) -> str:
+        """Held by the one worker sweeping for lost executions at a time."""
+        return f"{self.prefix}sweeper"
+
     def events(self, execution_id: str) -> str:
         """The Redis Stream holding one execution's event log."""
         return f"{self.prefix}events:{execution_id}"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
+import logging
+import math
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,11 +19,35 @@ from typing import Any
 
 from graphrun.errors import ConfigError, FactoryError, UnknownGraphError
 
+log = logging.getLogger("graphrun.registry")
+
 BUILTINS: dict[str, str] = {
     "chain": "graphrun.examples.chain:build",
     "kb_search": "graphrun.examples.kb:build_search",
     "kb_agent": "graphrun.examples.kb:build_agent",
 }
+
+
+# Workflow config keys that graphrun reads itself: they never reach a factory or its config_model.
+RESERVED_CONFIG_KEYS = frozenset({"timeout_s"})
+MAX_TIMEOUT_S = 7 * 24 * 3600  # the same bound as a submit's ``timeout_s``
+
+
+def factory_config(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` without graphrun's own keys: what the factory (and its config_model) sees."""
+    return {k: v for k, v in config.items() if k not in RESERVED_CONFIG_KEYS}
+
+
+def config_timeout_s(config: dict[str, Any]) -> float | None:
+    """The workflow's own time limit (config key ``timeout_s``), None if unset; ValueError if invalid."""
+    value = config.get("timeout_s")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError("timeout_s must be a number of seconds")
+    if not 0 < value <= MAX_TIMEOUT_S:
+        raise ValueError(f"timeout_s must be greater than 0 and at most {MAX_TIMEOUT_S}")
+    return float(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +117,18 @@ class GraphRegistry:
             self._factories[name] = fn
         return self._factories[name]
 
+    def preload(self) -> list[str]:
+        """Import every factory now (a worker does this at start-up, in a thread), so that no
+        first execution pays for imports on the event loop; returns the graphs that failed."""
+        failed = []
+        for name in self._specs:
+            try:
+                self.factory(name)
+            except FactoryError as exc:
+                log.warning("%s", exc)
+                failed.append(name)
+        return failed
+
     def describe(self) -> list[dict[str, str | None]]:
         out: list[dict[str, str | None]] = []
         for spec in self._specs.values():
@@ -107,6 +145,7 @@ class GraphRegistry:
     async def build(self, name: str, config: dict[str, Any]) -> Any:
         """Call the factory (in a thread if it is synchronous: it may be slow) and compile."""
         fn = self.factory(name)
+        config = factory_config(config)
         try:
             if inspect.iscoroutinefunction(fn):
                 built = await fn(config)

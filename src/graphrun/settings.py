@@ -38,7 +38,14 @@ class Settings(BaseSettings):
     api_timeout_s: int = Field(30, ge=1)
     worker_processes: int = Field(1, ge=1, le=64)
     worker_concurrency: int = Field(100, ge=1, le=10_000)
+    lease_s: float = Field(5.0, ge=0.5, le=300)
+    sweep_interval_s: float = Field(1.0, gt=0, le=60)
+    requeue_after_s: float = Field(30.0, gt=0)
+    max_attempts: int = Field(3, ge=1, le=100)
+    shutdown_grace_s: float = Field(30.0, ge=0)
+    loop_stall_ms: int = Field(200, ge=1)
     graph_cache_size: int = Field(64, ge=1)
+    prewarm_workflows: int = Field(8, ge=0, le=1000)
     token_ttl_s: int = Field(3600, ge=10)
     llm: str | None = None
     api_key: str | None = None  # what `graphrun run` sends; defaults to the first of api_keys

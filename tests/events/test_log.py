@@ -62,6 +62,23 @@ async def test_terminal_event_closes_and_starts_expiry(log: EventLog, redis: Red
         writer.emit(EventKind.CUSTOM)
 
 
+async def test_a_sealed_writer_takes_only_the_terminal_event(log: EventLog) -> None:
+    """What a cancelled run emits after its outcome was decided is dropped, quietly: it must neither
+    reach the log nor raise into the run that is still unwinding."""
+    writer = log.writer("ex5", live_ttl_s=30)
+    writer.emit(EventKind.START, workflow_id=1, workflow_version=1, attempt=1)
+    writer.emit(EventKind.NODE_START, node="a")
+    writer.seal()
+    assert writer.emit(EventKind.NODE_END, node="a", output={"n": 1}) is None
+    assert writer.emit(EventKind.CANCELLED) is not None
+    assert writer.emit(EventKind.CUSTOM, node="a", data={"late": True}) is None
+    assert writer.emit(EventKind.COMPLETE, output={}) is None  # a second terminal event, too
+    await writer.flush()
+    entries = await log.read("ex5", ZERO, 10)
+    assert [(e.kind, e.id.seq) for e in entries] == [("start", 0), ("node_start", 1), ("cancelled", 2)]
+    assert writer.dropped == 3
+
+
 async def test_a_retried_batch_is_not_written_twice(log: EventLog) -> None:
     writer = log.writer("ex3", live_ttl_s=30)
     batch = [(StreamId(1000, 0), {"k": "start", "d": "{}"}), (StreamId(1000, 1), {"k": "custom", "d": "{}"})]

@@ -132,3 +132,35 @@ async def test_json_round_trips(store: SQLStore) -> None:
     config = {"nested": {"list": [1, 2.5, "x", None, True]}, "unicode": "日本語"}
     wf = await store.create_workflow("ü", "chain", config)
     assert (await store.get_workflow(wf.id)).config == config
+
+
+async def test_dependencies_bump_parents_transitively(store: SQLStore) -> None:
+    leaf = await store.create_workflow("leaf", "chain", {})
+    mid = await store.create_workflow("mid", "chain", {})
+    top = await store.create_workflow("top", "chain", {})
+    other = await store.create_workflow("other", "chain", {})
+    assert await store.record_dependencies(mid.id, {leaf.id: 1})
+    assert await store.record_dependencies(top.id, {mid.id: 1})
+    assert await store.record_dependencies(top.id, {mid.id: 1})  # idempotent
+    await store.update_workflow(leaf.id, config={"x": 1})
+    assert [(await store.get_workflow(w.id)).version for w in (leaf, mid, top, other)] == [2, 2, 2, 1]
+    assert (await store.get_version(top.id, 2)).config == {}
+    # A child that moved on since it was loaded: the parent's graph is stale, don't cache it.
+    assert not await store.record_dependencies(mid.id, {leaf.id: 1})
+    await store.delete_workflow(mid.id)
+    assert (await store.get_workflow(top.id)).version == 3
+
+
+async def test_popular_workflows(store: SQLStore) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    a = await store.create_workflow("a", "chain", {})
+    b = await store.create_workflow("b", "chain", {})
+    await store.create_workflow("idle", "chain", {})
+    for _ in range(3):
+        await store.create_execution(b.id, {}, None)
+    await store.create_execution(a.id, {}, None)
+    since = datetime.now(UTC) - timedelta(hours=1)
+    assert [w.id for w in await store.popular_workflows(5, since)] == [b.id, a.id]
+    assert [w.id for w in await store.popular_workflows(1, since)] == [b.id]
+    assert await store.popular_workflows(5, datetime.now(UTC) + timedelta(hours=1)) == []

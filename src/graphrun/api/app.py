@@ -13,6 +13,7 @@ from graphrun.api import errors, events, executions, system, workflows
 from graphrun.api.auth import Auth
 from graphrun.api.limits import BodyLimit
 from graphrun.api.state import AppState
+from graphrun.cache.invalidation import WorkflowChanges
 from graphrun.cancel import CancelBus
 from graphrun.connections import API_POOL_SIZE, ConnectionName, dedicated_client, shared_client
 from graphrun.events.hub import StreamHub
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             hub=hub,
             broker=broker,
             cancels=CancelBus(redis, keys),
+            changes=WorkflowChanges(redis, keys),
             auth=Auth(settings.api_keys, settings.token_ttl_s),
         )
         try:

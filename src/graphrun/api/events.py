@@ -65,6 +65,7 @@ async def execution_events(
     raw = last_event_id_header or last_event_id
     after = StreamId.parse(raw) if raw else ZERO
     await state.store.get_execution(execution_id)  # 404 before the stream starts
+    await state.redis.ping()  # and 503 (not a broken stream) while Redis is away
 
     async def frames() -> AsyncIterator[ServerSentEvent]:
         async for item in follow(

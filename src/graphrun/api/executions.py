@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from graphrun.api.schemas import ExecutionOut, ExecutionPage
 from graphrun.api.state import State, require_key
-from graphrun.errors import ConflictError
+from graphrun.errors import ConflictError, NotFoundError
 from graphrun.events.model import EventKind
 from graphrun.store.base import ExecutionStatus
 
@@ -34,10 +34,20 @@ async def get_execution(execution_id: str, state: State) -> ExecutionOut:
 
 @router.post("/{execution_id}/cancel", status_code=202, response_model=ExecutionOut)
 async def cancel_execution(execution_id: str, state: State) -> ExecutionOut:
-    execution = await state.store.get_execution(execution_id)
-    if execution.status is ExecutionStatus.CANCELLED:
-        return ExecutionOut.of(execution)  # cancelling twice is harmless
+    # Flag and push go out before we even look, so the worker running it stops while we read.
+    # And a worker that claims the execution after this reads the flag right after its claim and
+    # never starts the graph: an execution we find queued below never runs a node, whether our
+    # compare-and-set or a worker's claim comes first.
+    await state.cancels.request(execution_id)
+    try:
+        execution = await state.store.get_execution(execution_id)
+    except NotFoundError:
+        await state.cancels.withdraw(execution_id)  # a rejected request leaves nothing behind
+        raise
     if execution.status.finished:
+        await state.cancels.withdraw(execution_id)
+        if execution.status is ExecutionStatus.CANCELLED:
+            return ExecutionOut.of(execution)  # cancelling twice is harmless
         raise ConflictError(f"execution {execution_id} already finished: {execution.status}", execution.status)
     if execution.status is ExecutionStatus.QUEUED:
         cancelled = await state.store.cancel_queued(execution_id)
@@ -47,6 +57,5 @@ async def cancel_execution(execution_id: str, state: State) -> ExecutionOut:
             writer.emit(EventKind.CANCELLED)
             await writer.flush()
             return ExecutionOut.of(cancelled)
-    # Running (or picked up while we looked): push to whichever worker holds it.
-    await state.cancels.request(execution_id)
-    return ExecutionOut.of(await state.store.get_execution(execution_id))
+        execution = await state.store.get_execution(execution_id)  # claimed meanwhile: it stops at once
+    return ExecutionOut.of(execution)

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from taskiq_redis import ListQueueBroker
 
 from graphrun.api.auth import Auth
+from graphrun.cache.invalidation import WorkflowChanges
 from graphrun.cancel import CancelBus
 from graphrun.events.hub import StreamHub
 from graphrun.events.log import EventLog
@@ -30,6 +31,7 @@ class AppState:
     hub: StreamHub
     broker: ListQueueBroker
     cancels: CancelBus
+    changes: WorkflowChanges
     auth: Auth
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -17,8 +18,10 @@ from graphrun.api.schemas import (
     WorkflowUpdate,
 )
 from graphrun.api.state import State, require_key
-from graphrun.errors import BackendUnavailableError
 from graphrun.queue import enqueue
+from graphrun.registry import config_timeout_s, factory_config
+
+log = logging.getLogger("graphrun.api")
 
 router = APIRouter(prefix="/workflows", dependencies=[Depends(require_key)])
 
@@ -28,6 +31,8 @@ Limit = Annotated[int, Query(ge=1, le=200)]
 def _validate_config(state: State, graph: str, config: dict[str, Any]) -> None:
     """Unknown graph → 422 naming the registered ones; a graph whose factory declares a pydantic
     ``config_model`` gets its config checked here, field by field, instead of failing at run time."""
+    _check_reserved(config)
+    config = factory_config(config)
     state.registry.get(graph)
     try:
         model = getattr(state.registry.factory(graph), "config_model", None)
@@ -40,6 +45,16 @@ def _validate_config(state: State, graph: str, config: dict[str, Any]) -> None:
             raise RequestValidationError(
                 [{**e, "loc": ("body", "config", *e["loc"])} for e in exc.errors(include_url=False)]
             ) from None
+
+
+def _check_reserved(config: dict[str, Any]) -> None:
+    """graphrun's own config keys (``timeout_s``): checked here, never seen by the factory."""
+    try:
+        config_timeout_s(config)
+    except ValueError as exc:
+        raise RequestValidationError(
+            [{"loc": ("body", "config", "timeout_s"), "msg": str(exc), "type": "value_error"}]
+        ) from None
 
 
 @router.post("", status_code=201, response_model=WorkflowOut)
@@ -69,12 +84,15 @@ async def update_workflow(workflow_id: int, body: WorkflowUpdate, state: State) 
     current = await state.store.get_workflow(workflow_id)
     if "graph" in fields or "config" in fields:
         _validate_config(state, fields.get("graph", current.graph), fields.get("config", current.config))
-    return WorkflowOut.of(await state.store.update_workflow(workflow_id, **fields))
+    updated = await state.store.update_workflow(workflow_id, **fields)
+    await state.changes.announce(updated.id, updated.version)
+    return WorkflowOut.of(updated)
 
 
 @router.delete("/{workflow_id}", status_code=204)
 async def delete_workflow(workflow_id: int, state: State) -> Response:
     await state.store.delete_workflow(workflow_id)
+    await state.changes.announce(workflow_id, None)
     return Response(status_code=204)
 
 
@@ -83,10 +101,10 @@ async def submit(workflow_id: int, body: ExecutionCreate, state: State, request:
     execution = await state.store.create_execution(workflow_id, body.input, body.timeout_s)
     try:
         await enqueue(state.broker, execution.id)
-    except Exception as exc:
-        # Not queued, so not accepted: a rejected request stores nothing.
-        await state.store.delete_execution(execution.id)
-        raise BackendUnavailableError("redis", exc) from exc
+    except Exception as exc:  # noqa: BLE001
+        # Durable submit: the execution is stored, so it is accepted. The sweeper queues a queued
+        # execution that is not on the queue (after GRAPHRUN_REQUEUE_AFTER_S).
+        log.warning("execution %s stored but not queued (%s); the sweeper will queue it", execution.id, exc)
     url = str(request.url_for("execution_events", execution_id=execution.id))
     if state.auth.enabled:
         url += f"?token={state.auth.token_for(execution.id)}"

@@ -12,20 +12,39 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from typing import cast
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from graphrun.errors import BackendUnavailableError, EventLogError
+from graphrun.errors import BackendUnavailableError, EventLogError, FencedError
 from graphrun.events.ids import ZERO, StreamId
-from graphrun.events.model import Entry, Event, EventKind
+from graphrun.events.model import TERMINAL_KINDS, Entry, Event, EventKind
 from graphrun.keys import Keys
 
 log = logging.getLogger("graphrun.events")
 
 MAX_EVENT_BYTES = 1_048_576
+
+
+# The fenced write: the lease check and the writes are one atomic step, so a worker that lost its
+# lease (paused, partitioned) cannot add a single entry after another attempt took over.
+_FENCED_XADD = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  return redis.error_reply('FENCED lease not held by attempt ' .. ARGV[1])
+end
+for i = 4, #ARGV, 4 do
+  local r = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], ARGV[i], 'k', ARGV[i + 1], 'd', ARGV[i + 2],
+                        't', ARGV[i + 3])
+  if type(r) == 'table' and r.err and not string.find(r.err, 'equal or smaller') then
+    return r
+  end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
 
 
 class EventLog:
@@ -36,9 +55,49 @@ class EventLog:
         self.keys = keys
         self.maxlen = maxlen
         self.ttl_s = ttl_s
+        self._fenced_xadd = redis.register_script(_FENCED_XADD)
 
-    def writer(self, execution_id: str, *, live_ttl_s: float, next_seq: int = 0, last_ms: int = 0) -> EventWriter:
-        return EventWriter(self, execution_id, live_ttl_s=live_ttl_s, next_seq=next_seq, last_ms=last_ms)
+    def writer(
+        self,
+        execution_id: str,
+        *,
+        live_ttl_s: float,
+        next_seq: int = 0,
+        last_ms: int = 0,
+        fence: tuple[str, int] | None = None,
+    ) -> EventWriter:
+        """``fence`` = (lease key, attempt): every write then requires that lease to hold that attempt."""
+        return EventWriter(self, execution_id, live_ttl_s=live_ttl_s, next_seq=next_seq, last_ms=last_ms, fence=fence)
+
+    async def continue_writer(
+        self, execution_id: str, *, live_ttl_s: float, fence: tuple[str, int] | None = None
+    ) -> tuple[EventWriter, set[str], set[str]]:
+        """A writer that carries on after the log's last entry (a taken-over execution), with the
+        LangGraph task ids the log already shows as started and as ended."""
+        started: set[str] = set()
+        ended: set[str] = set()
+        last: StreamId | None = None
+        cursor = "-"
+        while True:
+            raw = await self.redis.xrange(self.keys.events(execution_id), min=cursor, max="+", count=1000) or []
+            for entry_id, raw_fields in raw:
+                last = StreamId.parse(entry_id)  # type: ignore[arg-type]
+                fields = cast(dict[bytes, bytes], raw_fields)
+                task = fields.get(b"t", b"").decode()
+                if task:
+                    kind = fields[b"k"].decode()
+                    (ended if kind == EventKind.NODE_END.value else started).add(task)
+            if len(raw) < 1000:
+                break
+            cursor = f"({last}"
+        writer = self.writer(
+            execution_id,
+            live_ttl_s=live_ttl_s,
+            next_seq=last.seq + 1 if last else 0,
+            last_ms=last.ms if last else 0,
+            fence=fence,
+        )
+        return writer, started, ended
 
     async def read(self, execution_id: str, after: StreamId, count: int) -> list[Entry]:
         """Entries strictly after ``after``, oldest first."""
@@ -62,10 +121,25 @@ class EventWriter:
     ``emit`` never waits: events queue in memory and one flusher writes everything pending in one
     pipelined round trip (XADD… plus EXPIRE), so a chatty node costs one round trip per batch, not
     per event.
+
+    Once the runner has decided an execution's outcome it ``seal``s the writer: whatever the run
+    still emits while it unwinds (a synchronous node that returns after its cancel, LangGraph's
+    own bookkeeping) is dropped, so the log ends with exactly the outcome that was decided and
+    nothing a cancelled or timed-out run produced afterwards can reach it.
     """
 
-    def __init__(self, log_: EventLog, execution_id: str, *, live_ttl_s: float, next_seq: int, last_ms: int) -> None:
+    def __init__(
+        self,
+        log_: EventLog,
+        execution_id: str,
+        *,
+        live_ttl_s: float,
+        next_seq: int,
+        last_ms: int,
+        fence: tuple[str, int] | None = None,
+    ) -> None:
         self._log = log_
+        self._fence = fence
         self.execution_id = execution_id
         self._key = log_.keys.events(execution_id)
         self._live_ttl_s = max(int(live_ttl_s) + log_.ttl_s, 1)
@@ -75,8 +149,27 @@ class EventWriter:
         self._flusher: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
         self.closed = False
+        self.sealed = False
+        self.dropped = 0
 
-    def emit(self, kind: EventKind, **data: object) -> StreamId:
+    def seal(self) -> None:
+        """From now on accept only the terminal event; drop everything else, and anything after it."""
+        self.sealed = True
+
+    @property
+    def next_seq(self) -> int:
+        """The sequence number the next event will get: how many events the log holds."""
+        return self._next_seq
+
+    @property
+    def fenced(self) -> bool:
+        return isinstance(self._error, FencedError)
+
+    def emit(self, kind: EventKind, *, task: str = "", **data: object) -> StreamId | None:
+        """Queue one event; its id, or None if a sealed writer dropped it."""
+        if self.sealed and (self.closed or kind not in TERMINAL_KINDS):
+            self.dropped += 1
+            return None
         if self.closed:
             raise EventLogError(f"event log of {self.execution_id} is closed")
         if self._error is not None:
@@ -90,7 +183,9 @@ class EventWriter:
         ms = max(int(event.ts * 1000), self._last_ms)
         entry_id = StreamId(ms, self._next_seq)
         self._last_ms, self._next_seq = ms, self._next_seq + 1
-        self._pending.append((entry_id, {"k": kind.value, "d": payload}))
+        # ``t``, the LangGraph task id, stays inside the stream: a taken-over execution uses it not
+        # to publish a finished node's events twice.
+        self._pending.append((entry_id, {"k": kind.value, "d": payload, "t": task}))
         if event.terminal:
             self.closed = True
         if self._flusher is None or self._flusher.done():
@@ -113,12 +208,36 @@ class EventWriter:
                 self._error = exc
                 return
 
+    async def _write_fenced(self, batch: Sequence[tuple[StreamId, dict[str, str]]], ttl: int) -> None:
+        assert self._fence is not None
+        lease_key, attempt = self._fence
+        args: list[str | int] = [str(attempt), self._log.maxlen, ttl]
+        for entry_id, fields in batch:
+            args += [str(entry_id), fields["k"], fields["d"], fields["t"]]
+        try:
+            await self._log._fenced_xadd(keys=[self._key, lease_key], args=args)
+        except ResponseError as exc:
+            if str(exc).startswith("FENCED"):
+                raise FencedError(f"{self.execution_id}: attempt {attempt} no longer holds the lease") from None
+            raise
+
     async def _write(self, batch: Sequence[tuple[StreamId, dict[str, str]]]) -> None:
         # Once the terminal event is emitted every later batch holds it: the log starts to expire.
         ttl = self._log.ttl_s if self.closed else self._live_ttl_s
         delay = 0.05
         deadline = time.monotonic() + 30.0
         while True:
+            if self._fence is not None:
+                try:
+                    await self._write_fenced(batch, ttl)
+                    return
+                except (RedisConnectionError, RedisTimeoutError) as exc:
+                    if time.monotonic() > deadline:
+                        raise BackendUnavailableError("redis", exc) from exc
+                    log.warning("event log write for %s failed (%s); retrying", self.execution_id, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 1.0)
+                    continue
             pipe = self._log.redis.pipeline(transaction=False)
             for entry_id, fields in batch:
                 pipe.xadd(self._key, fields, id=str(entry_id), maxlen=self._log.maxlen, approximate=True)  # type: ignore[arg-type]

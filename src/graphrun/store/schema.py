@@ -57,6 +57,17 @@ workflow_versions = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
 
+# Which stored workflows a workflow's graph embeds (recorded when it is built). Updating or deleting
+# a child bumps the version of every workflow that embeds it, transitively, so a compiled parent can
+# never outlive the child it was built with.
+workflow_deps = sa.Table(
+    "workflow_deps",
+    metadata,
+    sa.Column("parent_id", sa.Integer, primary_key=True),
+    sa.Column("child_id", sa.Integer, primary_key=True),
+    sa.Index("ix_workflow_deps_child", "child_id"),
+)
+
 executions = sa.Table(
     "executions",
     metadata,

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from graphrun.errors import BackendUnavailableError, NotFoundError, StoreError
 from graphrun.store.base import Execution, ExecutionStatus, Page, Workflow, WorkflowVersion
-from graphrun.store.schema import executions, workflow_versions, workflows
+from graphrun.store.schema import executions, workflow_deps, workflow_versions, workflows
 
 
 def _now() -> datetime:
@@ -212,17 +212,98 @@ class SQLStore:
                     workflow_id=workflow_id, version=row.version, graph=row.graph, config=row.config, created_at=now
                 )
             )
+            await self._bump_dependents(conn, workflow_id, now)
         return _workflow(row)
 
+    async def _bump_dependents(self, conn: AsyncConnection, workflow_id: int, now: datetime) -> None:
+        """Give every workflow that embeds ``workflow_id`` (transitively) a new version."""
+        seen = {workflow_id}
+        frontier = [workflow_id]
+        while frontier:
+            parents = (
+                await conn.execute(
+                    sa.select(workflow_deps.c.parent_id).where(workflow_deps.c.child_id.in_(frontier)).distinct()
+                )
+            ).scalars()
+            frontier = [p for p in parents if p not in seen]
+            seen.update(frontier)
+            for parent in frontier:
+                row = (
+                    await conn.execute(
+                        workflows.update()
+                        .where(workflows.c.id == parent, workflows.c.deleted_at.is_(None))
+                        .values(version=workflows.c.version + 1, updated_at=now)
+                        .returning(workflows.c.version, workflows.c.graph, workflows.c.config)
+                    )
+                ).one_or_none()
+                if row is not None:
+                    await conn.execute(
+                        workflow_versions.insert().values(
+                            workflow_id=parent, version=row.version, graph=row.graph, config=row.config, created_at=now
+                        )
+                    )
+
+    async def record_dependencies(self, workflow_id: int, children: dict[int, int]) -> bool:
+        """Record that ``workflow_id``'s graph embeds these children at these versions.
+
+        False if a child changed since it was loaded: the graph just built is already stale and
+        must not be cached. Reading the children's versions under a row lock orders this against a
+        concurrent update of a child, which either sees the recorded edge (and bumps the parent) or
+        commits first (and this sees its new version).
+        """
+        if not children:
+            return True
+        async with self._tx() as conn:
+            existing = set(
+                (
+                    await conn.execute(
+                        sa.select(workflow_deps.c.child_id).where(workflow_deps.c.parent_id == workflow_id)
+                    )
+                ).scalars()
+            )
+            new = [c for c in children if c not in existing]
+            if new:
+                await conn.execute(workflow_deps.insert(), [{"parent_id": workflow_id, "child_id": c} for c in new])
+            query = sa.select(workflows.c.id, workflows.c.version).where(
+                workflows.c.id.in_(list(children)), workflows.c.deleted_at.is_(None)
+            )
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update()
+            current = {r.id: r.version for r in (await conn.execute(query)).all()}
+        return all(current.get(child) == version for child, version in children.items())
+
+    async def popular_workflows(self, limit: int, since: datetime) -> list[Workflow]:
+        """Live workflows with the most executions since ``since`` (for prewarming)."""
+        counts = (
+            sa.select(executions.c.workflow_id, sa.func.count().label("n"))
+            .where(executions.c.created_at >= since)
+            .group_by(executions.c.workflow_id)
+            .subquery()
+        )
+        query = (
+            sa.select(workflows)
+            .join(counts, counts.c.workflow_id == workflows.c.id)
+            .where(workflows.c.deleted_at.is_(None))
+            .order_by(counts.c.n.desc(), workflows.c.id)
+            .limit(limit)
+        )
+        async with self._tx() as conn:
+            return [_workflow(r) for r in (await conn.execute(query)).all()]
+
     async def delete_workflow(self, workflow_id: int) -> None:
+        now = _now()
         async with self._tx() as conn:
             result = await conn.execute(
                 workflows.update()
                 .where(workflows.c.id == workflow_id, workflows.c.deleted_at.is_(None))
-                .values(deleted_at=_now())
+                .values(deleted_at=now)
             )
-        if result.rowcount == 0:
-            raise NotFoundError(f"workflow {workflow_id} not found")
+            if result.rowcount == 0:
+                raise NotFoundError(f"workflow {workflow_id} not found")
+            # Parents that embed it get a new version: their next build fails loudly instead of
+            # running on with a deleted sub-workflow.
+            await self._bump_dependents(conn, workflow_id, now)
+            await conn.execute(workflow_deps.delete().where(workflow_deps.c.parent_id == workflow_id))
 
     async def get_version(self, workflow_id: int, version: int) -> WorkflowVersion:
         async with self._tx() as conn:
@@ -344,6 +425,28 @@ class SQLStore:
             ],
             {"status": status.value, "output": output, "error": error, "finished_at": _now()},
         )
+
+    async def requeue_execution(self, execution_id: str, attempt: int) -> Execution | None:
+        """running (this attempt) → queued, to be taken over; None if that attempt no longer runs."""
+        return await self._transition(
+            [
+                executions.c.id == execution_id,
+                executions.c.status == ExecutionStatus.RUNNING.value,
+                executions.c.attempt == attempt,
+            ],
+            {"status": ExecutionStatus.QUEUED.value},
+        )
+
+    async def executions_in(
+        self, status: ExecutionStatus, limit: int, created_before: datetime | None = None
+    ) -> list[Execution]:
+        """Oldest first: what the sweeper checks."""
+        query = sa.select(executions).where(executions.c.status == status.value)
+        if created_before is not None:
+            query = query.where(executions.c.created_at < created_before)
+        query = query.order_by(executions.c.created_at, executions.c.id).limit(limit)
+        async with self._tx() as conn:
+            return [_execution(r) for r in (await conn.execute(query)).all()]
 
     async def cancel_queued(self, execution_id: str) -> Execution | None:
         return await self._transition(

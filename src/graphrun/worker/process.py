@@ -1,7 +1,12 @@
 """One worker process: the composition root of the worker side.
 
-It builds its own store, Redis clients, graph cache and runner, listens for cancel requests pushed
-by the API, and runs TaskIQ's receiver on the list queue until SIGTERM/SIGINT.
+It builds its own store, Redis clients, checkpointer, graph cache and runner; listens for cancel
+requests and workflow changes; sweeps for lost executions (when it holds the fleet's sweeper lock);
+and runs TaskIQ's receiver on the list queue until SIGTERM/SIGINT.
+
+Shutdown is graceful: stop taking work, let running executions finish for
+``GRAPHRUN_SHUTDOWN_GRACE_S``, then hand the rest over (back on the queue; another worker resumes
+them from their last checkpoint).
 """
 
 from __future__ import annotations
@@ -9,20 +14,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from contextlib import suppress
+from contextlib import AsyncExitStack, suppress
 
-from taskiq.api.receiver import run_receiver_task
+from taskiq.receiver import Receiver
 
-from graphrun.cache import GraphCache
+from graphrun.cache import GraphCache, WorkflowChanges
 from graphrun.cancel import CancelBus
+from graphrun.checkpoint import open_checkpointer
 from graphrun.connections import ConnectionName, shared_client
 from graphrun.events.log import EventLog
 from graphrun.keys import Keys
-from graphrun.queue import EXECUTE_TASK, make_broker
+from graphrun.lease import Leases
+from graphrun.queue import EXECUTE_TASK, enqueue, make_broker
 from graphrun.registry import GraphRegistry
 from graphrun.settings import Settings
 from graphrun.store import open_store
+from graphrun.worker.looplag import LoopLagMonitor
 from graphrun.worker.runner import ExecutionRunner
+from graphrun.worker.sweeper import Sweeper
+from graphrun.worker.threads import release_node_threads, use_node_threads
 
 log = logging.getLogger("graphrun.worker")
 
@@ -30,44 +40,107 @@ log = logging.getLogger("graphrun.worker")
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None)."""
     redis_url = settings.require_redis_url()
-    keys = Keys(settings.redis_prefix)
-    registry = GraphRegistry.load(settings.registry_file)
-    store = await open_store(settings.sqlalchemy_url)
-    redis = shared_client(redis_url, name=ConnectionName.WORKER)
-    events = EventLog(redis, keys, maxlen=settings.event_maxlen, ttl_s=settings.event_ttl_s)
-    cache = GraphCache(store, registry, max_entries=settings.graph_cache_size, llm=settings.llm)
-    cancels = CancelBus(redis, keys)
-    runner = ExecutionRunner(store, cache, events, cancels, default_timeout_s=settings.execution_timeout_s)
-    broker = make_broker(redis_url, keys, name=ConnectionName.WORKER)
-
-    async def execute(execution_id: str) -> None:
-        await runner.execute(execution_id)
-
-    broker.register_task(execute, task_name=EXECUTE_TASK)
-    await broker.startup()
-
+    loop = asyncio.get_running_loop()
     if stop is None:
+        # Installed first, so that a SIGTERM during start-up is a clean stop too.
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+    keys = Keys(settings.redis_prefix)
+    registry = GraphRegistry.load(settings.registry_file)
+    async with AsyncExitStack() as resources:
+        store = await open_store(settings.sqlalchemy_url)
+        resources.push_async_callback(store.close)
+        redis = shared_client(redis_url, name=ConnectionName.WORKER)
+        resources.push_async_callback(redis.aclose)
+        checkpointer = await resources.enter_async_context(open_checkpointer(settings))
+        broker = make_broker(redis_url, keys, name=ConnectionName.WORKER)
 
-    loop = asyncio.get_running_loop()
-    listener = loop.create_task(cancels.listen(runner.cancel))
-    receiver = loop.create_task(
-        run_receiver_task(broker, max_async_tasks=settings.worker_concurrency, run_startup=False)
-    )
-    log.info("worker ready (queue %s, concurrency %s)", keys.task_queue, settings.worker_concurrency)
+        async def requeue(execution_id: str) -> None:
+            await enqueue(broker, execution_id)
+
+        events = EventLog(redis, keys, maxlen=settings.event_maxlen, ttl_s=settings.event_ttl_s)
+        cache = GraphCache(store, registry, max_entries=settings.graph_cache_size, llm=settings.llm)
+        cancels = CancelBus(redis, keys)
+        leases = Leases(redis, keys, settings.lease_s)
+        runner = ExecutionRunner(
+            store,
+            cache,
+            events,
+            cancels,
+            leases,
+            requeue,
+            default_timeout_s=settings.execution_timeout_s,
+            checkpointer=checkpointer,
+        )
+        sweeper = Sweeper(
+            store,
+            redis,
+            keys,
+            leases,
+            events,
+            requeue,
+            interval_s=settings.sweep_interval_s,
+            max_attempts=settings.max_attempts,
+            requeue_after_s=settings.requeue_after_s,
+        )
+
+        # Imports happen now, not on the event loop in the middle of the first executions.
+        await asyncio.to_thread(registry.preload)
+        await _warm_up()
+
+        async def execute(execution_id: str) -> None:
+            await runner.execute(execution_id)
+
+        broker.register_task(execute, task_name=EXECUTE_TASK)
+        await broker.startup()
+        resources.push_async_callback(broker.shutdown)
+
+        # Synchronous nodes get a pool sized for the concurrency; any stall of this loop is reported.
+        node_threads = use_node_threads(loop, settings.worker_concurrency)
+        monitor = LoopLagMonitor(loop, threshold_s=settings.loop_stall_ms / 1000, running=runner.running_ids)
+        monitor.start()
+
+        background = [
+            loop.create_task(cancels.listen(runner.cancel, on_subscribed=runner.recheck_cancels)),
+            loop.create_task(WorkflowChanges(redis, keys).listen(cache)),
+            loop.create_task(cache.prewarm_popular(settings.prewarm_workflows)),
+            loop.create_task(sweeper.run()),
+        ]
+        finish = asyncio.Event()
+        receiver = Receiver(broker, max_async_tasks=settings.worker_concurrency, run_startup=False)
+        receiving = loop.create_task(receiver.listen(finish))
+        log.info("worker ready (queue %s, concurrency %s)", keys.task_queue, settings.worker_concurrency)
+        try:
+            await stop.wait()
+        finally:
+            await _drain(finish, receiving, runner, settings.shutdown_grace_s)
+            for task in background:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+            monitor.stop()
+            release_node_threads(loop, node_threads)
+
+
+async def _warm_up() -> None:
+    """Run a one-node graph once: LangGraph imports much of itself lazily on the first run."""
+    from graphrun.examples.chain import build
+
+    await build({"steps": 1}).compile().ainvoke({"n": 0})
+
+
+async def _drain(finish: asyncio.Event, receiving: asyncio.Task[None], runner: ExecutionRunner, grace_s: float) -> None:
+    """Stop taking work; wait for running executions up to the grace period; hand over the rest."""
+    log.info("worker stopping: %s execution(s) running", runner.running)
+    finish.set()
+    if not await runner.wait_idle(grace_s):
+        log.info("grace period over: handing %s execution(s) over", runner.handover_all())
     try:
-        await stop.wait()
-    finally:
-        log.info("worker stopping: %s execution(s) running", runner.running)
-        receiver.cancel()
-        with suppress(asyncio.CancelledError):
-            await receiver
-        listener.cancel()
-        with suppress(asyncio.CancelledError):
-            await listener
-        await broker.shutdown()
-        await redis.aclose()
-        await store.close()
+        await asyncio.wait_for(receiving, timeout=15)
+    except (TimeoutError, asyncio.CancelledError):
+        receiving.cancel()
+        with suppress(asyncio.CancelledError, Exception):
+            await receiving
+    except Exception as exc:  # noqa: BLE001 - we are leaving anyway
+        log.warning("receiver ended with %r", exc)

@@ -1,7 +1,10 @@
 """Running one execution: claim it, build (or fetch) its graph, stream it, record the outcome.
 
 What must stay true:
-- only the worker whose claim succeeded (queued → running) runs an execution;
+- only the worker whose claim succeeded (queued → running) runs an execution, and only while it
+  holds the execution's lease: its attempt number fences every write (events and final status);
+- a taken-over execution resumes from its last LangGraph checkpoint, and a node whose end is
+  already in the log is not published again;
 - every log it writes starts with ``start`` and ends with exactly one terminal event;
 - the final status is stored before the terminal event is written, so a client that saw the
   terminal event reads the final status from the API;
@@ -13,18 +16,37 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from graphrun.cache import GraphCache
 from graphrun.cancel import CancelBus
-from graphrun.errors import FactoryError
+from graphrun.errors import BackendUnavailableError, FactoryError
 from graphrun.events.log import EventLog, EventWriter
 from graphrun.events.model import EventKind, to_jsonable
+from graphrun.lease import Leases
+from graphrun.registry import config_timeout_s
 from graphrun.store.base import Execution, ExecutionStatus, Store
 
 log = logging.getLogger("graphrun.worker")
 
 STREAM_MODES = ["tasks", "custom", "messages", "values"]
+_VERSION_TIMEOUTS_KEPT = 4096
+
+
+@dataclass
+class _Active:
+    """One claimed execution of this process."""
+
+    cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set when the run must stop without deciding the outcome: the lease was lost, or this worker
+    # is shutting down and hands the execution over.
+    let_go: asyncio.Event = field(default_factory=asyncio.Event)
+    lease_lost: bool = False
+    started: float = field(default_factory=time.monotonic)
 
 
 class ExecutionRunner:
@@ -34,31 +56,56 @@ class ExecutionRunner:
         cache: GraphCache,
         events: EventLog,
         cancels: CancelBus,
+        leases: Leases,
+        requeue: Callable[[str], Awaitable[None]],
         *,
         default_timeout_s: float,
+        checkpointer: BaseCheckpointSaver | None = None,  # type: ignore[type-arg]
         recursion_limit: int = 10_000,
     ) -> None:
         self.store = store
         self.cache = cache
         self.events = events
         self.cancels = cancels
+        self.leases = leases
+        self.requeue = requeue
+        self.checkpointer = checkpointer
         self.default_timeout_s = default_timeout_s
         self.recursion_limit = recursion_limit
-        self._running: dict[str, asyncio.Task[Any]] = {}
-        self._cancel_requested: set[str] = set()
+        self._running: dict[str, _Active] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+        # Runs whose outcome was decided (cancelled, timed out) while their code still ran, e.g. a
+        # synchronous node in a thread, which nothing can stop: kept until they end by themselves.
+        self._abandoned: set[asyncio.Task[Any]] = set()
+        # Workflow versions never change, so neither does their own time limit.
+        self._version_timeouts: dict[tuple[int, int], float | None] = {}
 
     @property
     def running(self) -> int:
         return len(self._running)
 
+    def running_ids(self) -> list[str]:
+        return list(self._running)
+
+    @property
+    def abandoned(self) -> int:
+        return len(self._abandoned)
+
     def cancel(self, execution_id: str) -> bool:
-        """Interrupt a running execution at once (its current await raises CancelledError)."""
-        task = self._running.get(execution_id)
-        if task is None:
+        """Ask a running execution of this process to stop; its outcome is decided at once."""
+        active = self._running.get(execution_id)
+        if active is None:
             return False
-        self._cancel_requested.add(execution_id)
-        task.cancel()
+        active.cancel_requested.set()
         return True
+
+    async def recheck_cancels(self) -> None:
+        """Look at the cancel flags of every running execution (a push may have been missed while the
+        listener was reconnecting)."""
+        for execution_id in list(self._running):
+            if await self.cancels.requested(execution_id):
+                self.cancel(execution_id)
 
     async def execute(self, execution_id: str) -> None:
         """The queue's task. Never raises (but for the worker's own shutdown): whatever goes wrong
@@ -75,53 +122,208 @@ class ExecutionRunner:
         if execution is None:
             log.info("execution %s was not queued any more (cancelled or taken); skipped", execution_id)
             return
-        timeout_s = execution.timeout_s or self.default_timeout_s
-        writer = self.events.writer(execution_id, live_ttl_s=timeout_s)
-        writer.emit(
-            EventKind.START,
-            workflow_id=execution.workflow_id,
-            workflow_version=execution.workflow_version,
-            attempt=execution.attempt,
-        )
-        started = time.perf_counter()
-        inner = asyncio.get_running_loop().create_task(self._run(execution, writer))
-        self._running[execution_id] = inner
+        if not await self.leases.acquire(execution_id, execution.attempt):
+            # Unreachable unless an earlier attempt's lease still stands: let the sweeper decide.
+            log.warning("execution %s attempt %s: lease taken; not run", execution_id, execution.attempt)
+            return
+        # Registered before the flag is read: a cancel pushed from now on reaches cancel(), and one
+        # pushed earlier has already set the flag (the API sets it before it publishes).
+        active = self._running[execution_id] = _Active()
+        self._idle.clear()
+        heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(execution, active))
+        status: ExecutionStatus | str = "abandoned"
         try:
-            if await self.cancels.requested(execution_id):
-                self.cancel(execution_id)  # requested while we were picking it up
-            async with asyncio.timeout(timeout_s):
-                output = await asyncio.shield(inner)
-        except TimeoutError:
-            inner.cancel()
-            await asyncio.gather(inner, return_exceptions=True)
-            await self._finish(execution, writer, ExecutionStatus.TIMED_OUT, EventKind.TIMEOUT, timeout_s=timeout_s)
-        except asyncio.CancelledError:
-            if execution_id not in self._cancel_requested:
-                inner.cancel()
-                raise  # the worker itself is shutting down
-            await self._finish(execution, writer, ExecutionStatus.CANCELLED, EventKind.CANCELLED)
-        except FactoryError as exc:
-            error = {
-                "type": "FactoryError",
-                "message": f"workflow {execution.workflow_id} v{execution.workflow_version}: {exc}",
-            }
-            await self._finish(execution, writer, ExecutionStatus.FAILED, EventKind.ERROR, error=error)
-        except Exception as exc:  # noqa: BLE001 - a node's failure is the execution's, not ours
-            error = {"type": type(exc).__name__, "message": str(exc)}
-            await self._finish(execution, writer, ExecutionStatus.FAILED, EventKind.ERROR, error=error)
-        else:
-            await self._finish(execution, writer, ExecutionStatus.SUCCEEDED, EventKind.COMPLETE, output=output)
+            status = await self._execute_claimed(execution, active)
         finally:
+            heartbeat.cancel()
             self._running.pop(execution_id, None)
-            self._cancel_requested.discard(execution_id)
+            if not self._running:
+                self._idle.set()
+            if status != "handed over" and not active.lease_lost:
+                try:
+                    await self.leases.release(execution_id, execution.attempt)
+                except Exception as exc:  # noqa: BLE001 - it expires by itself
+                    log.warning("execution %s: lease not released (%s)", execution_id, exc)
+        if status != "handed over" and not active.lease_lost and self.checkpointer is not None:
+            self._forget_checkpoints(execution_id)
         log.info(
-            "execution %s workflow=%s v%s attempt=%s finished in %.1f ms",
+            "execution %s workflow=%s v%s attempt=%s %s in %.1f ms",
             execution_id,
             execution.workflow_id,
             execution.workflow_version,
             execution.attempt,
-            (time.perf_counter() - started) * 1000,
+            status,
+            (time.monotonic() - active.started) * 1000,
         )
+
+    async def _heartbeat(self, execution: Execution, active: _Active) -> None:
+        """Renew the lease every third of its time; if it is gone, stop the run (another attempt
+        owns the execution now, and none of this one's writes would land)."""
+        interval = self.leases.ttl_ms / 3000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                held = await self.leases.renew(execution.id, execution.attempt)
+            except Exception as exc:  # noqa: BLE001 - Redis briefly away is not a lost lease
+                log.warning("execution %s: lease renewal failed (%s); retrying", execution.id, exc)
+                continue
+            if not held:
+                log.warning(
+                    "execution %s attempt %s: lease lost (this worker was paused or cut off); stopping",
+                    execution.id,
+                    execution.attempt,
+                )
+                active.lease_lost = True
+                active.let_go.set()
+                return
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until nothing runs, at most ``timeout_s``; whether that happened."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    def handover_all(self) -> int:
+        """Shutting down: every running execution is put back on the queue for another worker,
+        which resumes it from its last checkpoint."""
+        for active in self._running.values():
+            active.let_go.set()
+        return len(self._running)
+
+    def _forget_checkpoints(self, execution_id: str) -> None:
+        assert self.checkpointer is not None
+
+        async def forget() -> None:
+            try:
+                await self.checkpointer.adelete_thread(execution_id)  # type: ignore[union-attr]
+            except Exception as exc:  # noqa: BLE001 - only space is lost
+                log.info("execution %s: checkpoints not deleted (%s)", execution_id, exc)
+
+        task = asyncio.get_running_loop().create_task(forget())
+        self._abandoned.add(task)
+        task.add_done_callback(self._abandoned.discard)
+
+    async def _execute_claimed(self, execution: Execution, active: _Active) -> ExecutionStatus | str:
+        timeout_s = await self._timeout_of(execution)
+        fence = (self.leases.key(execution.id), execution.attempt)
+        done_tasks: set[str] = set()
+        started_tasks: set[str] = set()
+        if execution.attempt > 1:
+            writer, started_tasks, done_tasks = await self.events.continue_writer(
+                execution.id, live_ttl_s=timeout_s, fence=fence
+            )
+        else:
+            writer = self.events.writer(execution.id, live_ttl_s=timeout_s, fence=fence)
+        if await self.cancels.requested(execution.id):
+            active.cancel_requested.set()
+        if active.cancel_requested.is_set():
+            # Cancelled while it was being picked up: it never ran, so its log is just `cancelled`.
+            return await self._finish(execution, writer, ExecutionStatus.CANCELLED, EventKind.CANCELLED)
+        if execution.attempt > 1 and writer.next_seq > 0:
+            writer.emit(EventKind.RESUMED, attempt=execution.attempt)
+        else:
+            writer.emit(
+                EventKind.START,
+                workflow_id=execution.workflow_id,
+                workflow_version=execution.workflow_version,
+                attempt=execution.attempt,
+            )
+        loop = asyncio.get_running_loop()
+        inner = loop.create_task(
+            self._run(execution, writer, started_tasks, done_tasks), name=f"graphrun-run-{execution.id}"
+        )
+        cancelled = loop.create_task(active.cancel_requested.wait())
+        let_go = loop.create_task(active.let_go.wait())
+        # The time limit counts from the claim, graph build included.
+        remaining = max(0.0, timeout_s - (time.monotonic() - active.started))
+        try:
+            await asyncio.wait((inner, cancelled, let_go), timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            inner.cancel()  # the worker itself is shutting down
+            raise
+        finally:
+            cancelled.cancel()
+            let_go.cancel()
+        # The outcome is decided here. Whatever the run still emits is dropped from now on, and it
+        # is not waited for: an awaiting node is cancelled at once, but a synchronous node goes on
+        # in its thread until it returns, and its result is thrown away.
+        writer.seal()
+        if writer.fenced:
+            active.lease_lost = True
+        if active.let_go.is_set() or active.lease_lost:
+            if not inner.done():
+                inner.cancel()
+                self._abandon(execution.id, inner, writer)
+            if active.lease_lost:
+                return "abandoned"
+            return await self._hand_over(execution)
+        if not inner.done():
+            inner.cancel()
+            self._abandon(execution.id, inner, writer)
+            if active.cancel_requested.is_set():
+                return await self._finish(execution, writer, ExecutionStatus.CANCELLED, EventKind.CANCELLED)
+            return await self._finish(
+                execution, writer, ExecutionStatus.TIMED_OUT, EventKind.TIMEOUT, timeout_s=timeout_s
+            )
+        if inner.cancelled():
+            error = {"type": "CancelledError", "message": "the run was cancelled from inside a node"}
+            return await self._finish(execution, writer, ExecutionStatus.FAILED, EventKind.ERROR, error=error)
+        exc = inner.exception()
+        if isinstance(exc, FactoryError):
+            error = {
+                "type": "FactoryError",
+                "message": f"workflow {execution.workflow_id} v{execution.workflow_version}: {exc}",
+            }
+            return await self._finish(execution, writer, ExecutionStatus.FAILED, EventKind.ERROR, error=error)
+        if exc is not None:  # a node's failure is the execution's, not ours
+            error = {"type": type(exc).__name__, "message": str(exc)}
+            return await self._finish(execution, writer, ExecutionStatus.FAILED, EventKind.ERROR, error=error)
+        return await self._finish(
+            execution, writer, ExecutionStatus.SUCCEEDED, EventKind.COMPLETE, output=inner.result()
+        )
+
+    async def _hand_over(self, execution: Execution) -> str:
+        """Back to the queue, lease released, so that another worker resumes it right away."""
+        if await self.store.requeue_execution(execution.id, execution.attempt) is not None:
+            await self.leases.release(execution.id, execution.attempt)
+            await self.requeue(execution.id)
+            log.info("execution %s attempt %s handed over", execution.id, execution.attempt)
+        return "handed over"
+
+    def _abandon(self, execution_id: str, task: asyncio.Task[Any], writer: EventWriter) -> None:
+        since = time.monotonic()
+        self._abandoned.add(task)
+
+        def ended(t: asyncio.Task[Any]) -> None:
+            self._abandoned.discard(t)
+            if not t.cancelled():
+                t.exception()  # retrieved: whatever it ended with was already superseded
+            log.info(
+                "execution %s: its run ended %.1f s after its outcome was decided; %s late event(s) dropped",
+                execution_id,
+                time.monotonic() - since,
+                writer.dropped,
+            )
+
+        task.add_done_callback(ended)
+
+    async def _timeout_of(self, execution: Execution) -> float:
+        """The submit's ``timeout_s``, else the workflow's own (config ``timeout_s``), else the default."""
+        if execution.timeout_s:
+            return execution.timeout_s
+        key = (execution.workflow_id, execution.workflow_version)
+        if key not in self._version_timeouts:
+            try:
+                config = (await self.store.get_version(*key)).config
+                self._version_timeouts[key] = config_timeout_s(config)
+            except Exception as exc:  # noqa: BLE001 - a limit we cannot read is the default one
+                log.warning("execution %s: workflow time limit unreadable (%s); using the default", execution.id, exc)
+                return self.default_timeout_s
+            while len(self._version_timeouts) > _VERSION_TIMEOUTS_KEPT:
+                del self._version_timeouts[next(iter(self._version_timeouts))]
+        return self._version_timeouts[key] or self.default_timeout_s
 
     async def _finish(
         self,
@@ -133,7 +335,7 @@ class ExecutionRunner:
         output: Any = None,
         error: dict[str, Any] | None = None,
         **data: Any,
-    ) -> None:
+    ) -> ExecutionStatus:
         # Events before the terminal one go out first; then the stored status; then the terminal
         # event, so whoever sees it can already read the final status.
         try:
@@ -142,39 +344,95 @@ class ExecutionRunner:
             log.exception("event log of %s incomplete", execution.id)
         # Node outputs may hold LangChain messages and other objects: store what the stream sends.
         output = to_jsonable(output)
-        stored = await self.store.finish_execution(execution.id, execution.attempt, status, output, error)
+        stored = await self._store_outcome(execution, status, output, error)
         if stored is None:
             log.warning("execution %s: final status %s refused (no longer this attempt's)", execution.id, status)
-            return
+            return status
         if kind is EventKind.COMPLETE:
             data["output"] = output
         elif kind is EventKind.ERROR:
             data["error"] = error
         writer.emit(kind, **data)
         await writer.flush()
+        return status
 
-    async def _run(self, execution: Execution, writer: EventWriter) -> Any:
-        graph = await self.cache.get(execution.workflow_id, execution.workflow_version)
-        config = {"recursion_limit": self.recursion_limit, "configurable": {"execution_id": execution.id}}
+    async def _store_outcome(
+        self, execution: Execution, status: ExecutionStatus, output: Any, error: dict[str, Any] | None
+    ) -> Execution | None:
+        """The final status, retried while the database is briefly away: an outage alone never
+        fails an execution. If it stays away, the lease lapses and a later attempt resumes from the
+        last checkpoint and stores it then."""
+        delay = 0.1
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                return await self.store.finish_execution(execution.id, execution.attempt, status, output, error)
+            except BackendUnavailableError as exc:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("execution %s: storing %s failed (%s); retrying", execution.id, status, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _graph(self, execution: Execution) -> Any:
+        while True:
+            try:
+                return await self.cache.get(execution.workflow_id, execution.workflow_version)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise  # this execution is being stopped
+                # The build this execution waited for was cancelled with the execution that started
+                # it (the cache shares one build among all who ask): no reason to fail; build again.
+                log.info("execution %s: the graph build it waited for was cancelled; building again", execution.id)
+
+    async def _run(
+        self, execution: Execution, writer: EventWriter, started_tasks: set[str], done_tasks: set[str]
+    ) -> Any:
+        graph = await self._graph(execution)
+        config: dict[str, Any] = {
+            "recursion_limit": self.recursion_limit,
+            "configurable": {"execution_id": execution.id, "thread_id": execution.id},
+        }
+        run_input: Any = execution.input
+        if self.checkpointer is not None:
+            # Durable: every step is checkpointed under the execution id before the next starts, so
+            # a later attempt resumes after the last completed step instead of starting over.
+            graph = graph.copy(update={"checkpointer": self.checkpointer})
+            if execution.attempt > 1 and await self.checkpointer.aget_tuple(config) is not None:  # type: ignore[arg-type]
+                run_input = None
+
         # LangGraph's custom stream chunks do not name their node; while exactly one task runs in a
         # namespace it is that task's (parallel branches leave ``node`` null).
         active: dict[tuple[str, ...], dict[str, str]] = {}
         final: Any = None
-        async for ns, mode, chunk in graph.astream(execution.input, config, stream_mode=STREAM_MODES, subgraphs=True):
-            scope = {"namespace": list(ns)} if ns else {}
+        async for ns, mode, chunk in graph.astream(
+            run_input,
+            config,
+            stream_mode=STREAM_MODES,
+            subgraphs=True,
+            durability="sync" if self.checkpointer is not None else None,
+        ):
+            scope: dict[str, Any] = {"namespace": list(ns)} if ns else {}
             if mode == "tasks":
                 tasks = active.setdefault(ns, {})
+                task_id = chunk["id"]
                 if "input" in chunk:
-                    tasks[chunk["id"]] = chunk["name"]
-                    writer.emit(EventKind.NODE_START, node=chunk["name"], **scope)
+                    tasks[task_id] = chunk["name"]
+                    if task_id not in started_tasks:
+                        writer.emit(EventKind.NODE_START, task=task_id, node=chunk["name"], **scope)
                 else:
-                    tasks.pop(chunk["id"], None)
-                    if chunk.get("error") is None:
-                        writer.emit(EventKind.NODE_END, node=chunk["name"], output=chunk.get("result"), **scope)
+                    tasks.pop(task_id, None)
+                    if chunk.get("error") is None and task_id not in done_tasks:
+                        writer.emit(
+                            EventKind.NODE_END, task=task_id, node=chunk["name"], output=chunk.get("result"), **scope
+                        )
             elif mode == "custom":
                 tasks = active.get(ns) or {}
-                node = next(iter(tasks.values())) if len(tasks) == 1 else None
-                writer.emit(EventKind.CUSTOM, node=node, data=chunk, **scope)
+                node_task = next(iter(tasks.items())) if len(tasks) == 1 else None
+                if node_task is None or node_task[0] not in done_tasks:
+                    node = node_task[1] if node_task else None
+                    writer.emit(EventKind.CUSTOM, node=node, data=chunk, **scope)
             elif mode == "messages":
                 message, meta = chunk
                 content = getattr(message, "content", None)

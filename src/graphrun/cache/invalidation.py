@@ -1,0 +1,66 @@
+"""Cross-process invalidation: workflow changes announced over Redis pub/sub.
+
+Correctness never depends on these messages: every entry is keyed by version and executions pin
+theirs, so a process that missed one still cannot serve a stale graph. The messages only make
+processes drop superseded graphs promptly and build the new version before it is asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from contextlib import suppress
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from graphrun.cache.graphs import GraphCache
+from graphrun.keys import Keys
+
+log = logging.getLogger("graphrun.cache")
+
+
+class WorkflowChanges:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    async def announce(self, workflow_id: int, version: int | None) -> None:
+        """``version`` is the new one, or None when the workflow was deleted. Best effort: the
+        change is already committed, and versions keep every process correct without it."""
+        try:
+            await self.redis.publish(self.keys.workflow_channel, json.dumps({"id": workflow_id, "version": version}))
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            log.warning("could not announce the change of workflow %s: %s", workflow_id, exc)
+
+    async def listen(self, cache: GraphCache) -> None:
+        backoff = 0.1
+        while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.keys.workflow_channel)
+                backoff = 0.1
+                async for message in pubsub.listen():
+                    self._apply(cache, message["data"])
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("workflow-change listener lost Redis (%s); reconnecting", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                with suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    @staticmethod
+    def _apply(cache: GraphCache, raw: bytes) -> None:
+        try:
+            change = json.loads(raw)
+            workflow_id, version = int(change["id"]), change["version"]
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignored a malformed workflow-change message: %r", raw[:200])
+            return
+        dropped = cache.invalidate(workflow_id, None if version is None else int(version))
+        if dropped:
+            log.info("workflow %s changed: dropped graphs of %s; prewarming", workflow_id, sorted(dropped))
+            cache.prewarm(sorted(dropped))

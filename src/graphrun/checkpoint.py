@@ -1,0 +1,69 @@
+"""LangGraph checkpointers keyed by execution id, so a recovered execution resumes where it stopped.
+
+SQLite (langgraph-checkpoint-sqlite) beside the store's SQLite file, or PostgreSQL
+(langgraph-checkpoint-postgres) when the store is PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from sqlalchemy.engine import make_url
+
+from graphrun.settings import Settings
+
+_PG_SETUP_LOCK = 0x67726E73  # serialises the checkpointer's own migrations across processes
+
+
+def checkpoint_path(settings: Settings) -> Path:
+    url = make_url(settings.sqlalchemy_url)
+    database = url.database or ""
+    if not database or database == ":memory:":
+        return (settings.data_dir / "checkpoints.db").resolve()
+    store = Path(database)
+    return store.with_name(store.stem + ".checkpoints" + (store.suffix or ".db"))
+
+
+@asynccontextmanager
+async def open_checkpointer(settings: Settings, *, max_connections: int = 10) -> AsyncIterator[BaseCheckpointSaver]:  # type: ignore[type-arg]
+    url = make_url(settings.sqlalchemy_url)
+    if url.get_backend_name() == "postgresql":
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        from psycopg import AsyncConnection
+        from psycopg.rows import dict_row
+        from psycopg_pool import AsyncConnectionPool
+
+        conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        # The saver's setup() runs its own migrations; several workers may start at once.
+        async with await AsyncConnection.connect(conninfo, autocommit=True) as conn:
+            await conn.execute("SELECT pg_advisory_lock(%s)", (_PG_SETUP_LOCK,))
+            try:
+                await AsyncPostgresSaver(conn).setup()  # type: ignore[arg-type]
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (_PG_SETUP_LOCK,))
+        async with AsyncConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=max_connections,
+            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+            open=False,
+        ) as pool:
+            yield AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+        return
+
+    import aiosqlite
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    path = checkpoint_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    async with aiosqlite.connect(path) as conn:
+        # Several worker processes share the file: WAL and a busy timeout, as for the store.
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA busy_timeout=30000")
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        saver = AsyncSqliteSaver(conn)
+        await saver.setup()
+        yield saver

@@ -1,0 +1,56 @@
+"""Execution leases: which worker runs an execution, with a fencing token.
+
+A running execution holds ``lease:<id>`` = its attempt number, with a time-to-live the holder keeps
+renewing. The attempt number is the fencing token: the store refuses a final status from another
+attempt, and the event log refuses an entry unless the lease still holds the writer's attempt (the
+check and the write are one Lua script). A worker that was paused or partitioned past its lease
+finds its renewals refused, stops, and none of its late writes land.
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from graphrun.keys import Keys
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class Leases:
+    def __init__(self, redis: Redis, keys: Keys, ttl_s: float) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.ttl_ms = int(ttl_s * 1000)
+        self._renew = redis.register_script(_RENEW)
+        self._release = redis.register_script(_RELEASE)
+
+    def key(self, execution_id: str) -> str:
+        return self.keys.lease(execution_id)
+
+    async def acquire(self, execution_id: str, attempt: int) -> bool:
+        return bool(await self.redis.set(self.key(execution_id), str(attempt), nx=True, px=self.ttl_ms))
+
+    async def renew(self, execution_id: str, attempt: int) -> bool:
+        return bool(await self._renew(keys=[self.key(execution_id)], args=[str(attempt), self.ttl_ms]))
+
+    async def release(self, execution_id: str, attempt: int) -> None:
+        await self._release(keys=[self.key(execution_id)], args=[str(attempt)])
+
+    async def holders(self, execution_ids: list[str]) -> dict[str, int | None]:
+        """The attempt holding each execution's lease, or None where no lease is held."""
+        if not execution_ids:
+            return {}
+        raw = await self.redis.mget([self.key(i) for i in execution_ids])
+        return {i: int(v) if v is not None else None for i, v in zip(execution_ids, raw, strict=True)}

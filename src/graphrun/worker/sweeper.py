@@ -1,0 +1,153 @@
+"""Finds executions that lost their worker, or their queue message, and puts them back to work.
+
+One sweeper runs at a time across the fleet (a Redis lock that expires if its holder dies). Every
+worker process runs this loop; whichever holds the lock sweeps.
+
+- ``running`` with no lease held: its worker died or was cut off. Back to ``queued`` and onto the
+  queue, where a worker claims it as the next attempt and resumes it from its last checkpoint; or,
+  past the maximum number of attempts, ``failed`` with an error that says why.
+- ``queued`` for a while and not on the queue: its message was lost (a crash between store and
+  queue, Redis restarted without persistence). Queued again; a duplicate message is harmless, as
+  only one claim (queued → running) can succeed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from graphrun.errors import BackendUnavailableError
+from graphrun.events.log import EventLog
+from graphrun.events.model import EventKind
+from graphrun.keys import Keys
+from graphrun.lease import Leases
+from graphrun.store.base import ExecutionStatus, Store
+
+log = logging.getLogger("graphrun.worker")
+
+BATCH = 200
+
+
+class Sweeper:
+    def __init__(
+        self,
+        store: Store,
+        redis: Redis,
+        keys: Keys,
+        leases: Leases,
+        events: EventLog,
+        enqueue: Callable[[str], Awaitable[None]],
+        *,
+        interval_s: float,
+        max_attempts: int,
+        requeue_after_s: float,
+    ) -> None:
+        self.store = store
+        self.redis = redis
+        self.keys = keys
+        self.leases = leases
+        self.events = events
+        self.enqueue = enqueue
+        self.interval_s = interval_s
+        self.max_attempts = max_attempts
+        self.requeue_after_s = requeue_after_s
+        self.identity = f"{socket.gethostname()}:{os.getpid()}"
+
+    async def run(self) -> None:
+        while True:
+            try:
+                if (
+                    await self.redis.set(self.keys.sweeper_lock, self.identity, nx=True, px=int(self.interval_s * 2000))
+                    or (await self.redis.get(self.keys.sweeper_lock)) == self.identity.encode()
+                ):
+                    await self.redis.pexpire(self.keys.sweeper_lock, int(self.interval_s * 2000))
+                    await self.sweep()
+            except (BackendUnavailableError, RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("sweep skipped: %s", exc)
+            except Exception:
+                log.exception("sweep failed")
+            await asyncio.sleep(self.interval_s)
+
+    async def sweep(self) -> tuple[int, int]:
+        """One pass; returns (taken over or failed, re-queued)."""
+        lost = 0
+        running = await self.store.executions_in(ExecutionStatus.RUNNING, BATCH)
+        holders = await self.leases.holders([e.id for e in running])
+        # A worker takes the lease right after its claim; give it that moment before calling it lost.
+        claimed_before = datetime.now(UTC) - timedelta(seconds=self.leases.ttl_ms / 1000)
+        for execution in running:
+            if holders.get(execution.id) is not None:
+                continue
+            if execution.started_at is not None and execution.started_at > claimed_before:
+                continue
+            lost += 1
+            if execution.attempt >= self.max_attempts:
+                await self._give_up(execution.id, execution.attempt)
+            elif await self.store.requeue_execution(execution.id, execution.attempt) is not None:
+                log.warning(
+                    "execution %s lost its worker (attempt %s); taking it over", execution.id, execution.attempt
+                )
+                await self.enqueue(execution.id)
+        requeued = 0
+        before = datetime.now(UTC) - timedelta(seconds=self.requeue_after_s)
+        stale = await self.store.executions_in(ExecutionStatus.QUEUED, BATCH, created_before=before)
+        if stale:
+            on_queue = await self._queued_ids()
+            for execution in stale:
+                if on_queue is not None and execution.id not in on_queue:
+                    requeued += 1
+                    log.warning("execution %s was queued but not on the queue; queueing it again", execution.id)
+                    await self.enqueue(execution.id)
+        return lost, requeued
+
+    async def _queued_ids(self, limit: int = 100_000) -> set[str] | None:
+        """The execution ids waiting on the queue; None for a backlog too long to read (then
+        nothing is re-queued rather than flooding the queue with duplicates)."""
+        ids: set[str] = set()
+        step = 1000
+        for start in range(0, limit, step):
+            chunk = await self.redis.lrange(self.keys.task_queue, start, start + step - 1)
+            for item in chunk:
+                try:
+                    args = json.loads(item).get("args") or []
+                except (ValueError, AttributeError):
+                    continue
+                if args and isinstance(args[0], str):
+                    ids.add(args[0])
+            if len(chunk) < step:
+                return ids
+        return None
+
+    async def _give_up(self, execution_id: str, attempt: int) -> None:
+        # Take the lease with the same attempt so that this failure is the only write that lands.
+        if not await self.leases.acquire(execution_id, attempt):
+            return
+        try:
+            message = (
+                f"the worker running this execution was lost {attempt} time(s); "
+                f"giving up after {self.max_attempts} attempts (GRAPHRUN_MAX_ATTEMPTS)"
+            )
+            error = {"type": "WorkerLost", "message": message}
+            if await self.store.finish_execution(execution_id, attempt, ExecutionStatus.FAILED, None, error) is None:
+                return
+            last = await self.events.last_id(execution_id)
+            writer = self.events.writer(
+                execution_id,
+                live_ttl_s=0,
+                next_seq=last.seq + 1 if last else 0,
+                last_ms=last.ms if last else 0,
+            )
+            writer.emit(EventKind.ERROR, error=error)
+            await writer.flush()
+            log.warning("execution %s failed: %s", execution_id, message)
+        finally:
+            await self.leases.release(execution_id, attempt)

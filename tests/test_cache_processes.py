@@ -1,0 +1,132 @@
+"""The graph cache across real worker processes: invalidation, pinning, single flight, prewarm."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from graphrun.settings import Settings
+from tests.conftest import ServerHandle, start_api
+from tests.graphs import builds
+from tests.helpers import read_events, submit
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def registry_settings(settings: Settings, tmp_path: Path) -> Settings:
+    toml = tmp_path / "graphrun.toml"
+    toml.write_text('[graphs]\nlogged = "tests.graphs:logged"\n')
+    return settings.model_copy(update={"config": toml})
+
+
+def _worker_env(s: Settings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHRUN_")}
+    env.update(
+        GRAPHRUN_REDIS_URL=s.redis_url or "",
+        GRAPHRUN_DATABASE_URL=s.sqlalchemy_url.replace("sqlite+aiosqlite:", "sqlite:", 1),
+        GRAPHRUN_REDIS_PREFIX=s.redis_prefix,
+        GRAPHRUN_CONFIG=str(s.config),
+        GRAPHRUN_LOG_LEVEL="INFO",
+        PYTHONPATH=str(ROOT),
+        **extra,
+    )
+    return env
+
+
+@pytest.fixture
+def two_workers(registry_settings: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    log = open(tmp_path / "workers.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "graphrun", "worker", "--processes", "2", "--concurrency", "1"],
+        env=_worker_env(registry_settings),
+        stdout=log,
+        stderr=log,
+        cwd=tmp_path,
+    )
+    yield proc
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+    log.close()
+
+
+@pytest.fixture
+async def client(registry_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    handle: ServerHandle
+    handle, task = await start_api(registry_settings)
+    async with httpx.AsyncClient(base_url=handle.url, timeout=60) as c:
+        yield c
+    handle.server.should_exit = True
+    await task
+
+
+async def _run_pair(client: httpx.AsyncClient, workflow_id: int) -> list[dict[str, Any]]:
+    """Two executions at once; with one slot per worker process they run on different processes,
+    which the store proves (their run times overlap)."""
+    subs = [await submit(client, workflow_id) for _ in range(2)]
+    ends = [(await read_events(client, s["execution_id"]))[-1] for s in subs]
+    rows = [(await client.get(f"/executions/{s['execution_id']}")).json() for s in subs]
+    a, b = rows
+    assert a["started_at"] < b["finished_at"] and b["started_at"] < a["finished_at"], "ran on one process"
+    return ends
+
+
+async def test_update_reaches_every_worker_process_at_once(
+    client: httpx.AsyncClient, two_workers: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    log = str(tmp_path / "builds.log")
+    config = {"log": log, "steps": 2, "delay_s": 0.8}
+    wf = (await client.post("/workflows", json={"name": "w", "graph": "logged", "config": config})).json()
+    ends = await _run_pair(client, wf["id"])  # both processes now hold v1
+    assert [e["data"]["output"] for e in ends] == [{"n": 2}, {"n": 2}]
+    assert len({pid for pid, _ in builds(log)}) == 2
+
+    # Executions submitted before the update finish on the old version…
+    before = [await submit(client, wf["id"]) for _ in range(2)]
+    put = await client.put(f"/workflows/{wf['id']}", json={"config": {**config, "steps": 4}})
+    assert put.json()["version"] == 2
+    for s in before:
+        assert s["workflow_version"] == 1
+        assert (await read_events(client, s["execution_id"]))[-1]["data"]["output"] == {"n": 2}
+    # …and the very next one on each process uses the new config: no waiting, no expiry.
+    ends = await _run_pair(client, wf["id"])
+    assert [e["data"]["output"] for e in ends] == [{"n": 4}, {"n": 4}]
+    assert all(e["data"]["execution_id"] for e in ends)
+
+
+async def test_prewarm_after_update_and_one_build_per_process(
+    client: httpx.AsyncClient, two_workers: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    log = str(tmp_path / "builds.log")
+    config = {"log": log, "steps": 1, "build_s": 1.0}
+    wf = (await client.post("/workflows", json={"name": "slow", "graph": "logged", "config": config})).json()
+    subs = await asyncio.gather(*(submit(client, wf["id"]) for _ in range(50)))
+    ends = await asyncio.gather(*(read_events(client, s["execution_id"]) for s in subs))
+    assert all(e[-1]["event"] == "complete" for e in ends)
+    per_process: dict[int, int] = {}
+    for pid, _ in builds(log):
+        per_process[pid] = per_process.get(pid, 0) + 1
+    assert per_process and all(n == 1 for n in per_process.values()), per_process
+
+    # After an update, processes that held the graph build the new version unasked.
+    await client.put(f"/workflows/{wf['id']}", json={"config": {**config, "steps": 3}})
+    holders = set(per_process)
+    for _ in range(100):
+        rebuilt = {pid for pid, steps in builds(log) if steps == 3}
+        if rebuilt == holders:
+            break
+        await asyncio.sleep(0.1)
+    assert rebuilt == holders, f"prewarmed on {rebuilt}, held by {holders}"
+    count = len(builds(log))
+    sub = await submit(client, wf["id"])
+    assert (await read_events(client, sub["execution_id"]))[-1]["data"]["output"] == {"n": 3}
+    assert len(builds(log)) == count  # served from the prewarmed cache: no cold build

@@ -1,0 +1,223 @@
+"""Cancelling executions: mid-node within a second, racing the pick-up, and synchronous nodes that
+no one can stop (their execution ends at once, whatever they return later is dropped)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from graphrun.cancel import CancelBus
+from graphrun.keys import Keys
+from graphrun.settings import Settings
+from tests.conftest import ServerHandle
+from tests.graphs import REGISTRY_TOML
+from tests.helpers import LiveEvents, chain_workflow, read_events, submit, wait_status
+
+
+@pytest.fixture
+def settings(settings: Settings, tmp_path: Path) -> Settings:
+    toml = tmp_path / "graphrun.toml"
+    toml.write_text(REGISTRY_TOML)
+    return settings.model_copy(update={"config": toml})
+
+
+@pytest.fixture
+async def client(api: ServerHandle, worker: None) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api.url, timeout=30) as c:
+        yield c
+
+
+async def cancel_and_time(client: httpx.AsyncClient, live: LiveEvents) -> float:
+    """Seconds from sending the cancel request to receiving the `cancelled` event over SSE."""
+    sent = time.monotonic()
+    response = await client.post(f"/executions/{live.execution_id}/cancel")
+    assert response.status_code == 202, response.text
+    return (await live.wait_for("cancelled", timeout=10))["at"] - sent
+
+
+async def test_cancel_inside_a_30_s_node_arrives_within_one_second(client: httpx.AsyncClient) -> None:
+    wf = await chain_workflow(client, steps=3, delay_s=30)
+    sub = await submit(client, wf["id"])
+    live = LiveEvents(client, sub["execution_id"])
+    try:
+        assert (await live.wait_for("node_start"))["data"]["node"] == "step_1"
+        await asyncio.sleep(0.2)  # well inside step_1's 30 s
+        assert await cancel_and_time(client, live) < 1.0
+        # The final status was stored before the terminal event was written.
+        assert (await client.get(f"/executions/{sub['execution_id']}")).json()["status"] == "cancelled"
+    finally:
+        await live.close()
+    events = await read_events(client, sub["execution_id"])
+    assert [e["event"] for e in events] == ["start", "node_start", "cancelled"]
+    assert {e["data"].get("node") for e in events} == {None, "step_1"}  # step_2 never started
+    again = await client.post(f"/executions/{sub['execution_id']}/cancel")
+    assert again.status_code == 202 and again.json()["status"] == "cancelled"
+
+
+async def test_cancel_racing_the_pick_up_is_never_lost(client: httpx.AsyncClient) -> None:
+    """Cancel sent the moment submit returns, 200 times: 100 at once (a backlog, so most are still
+    queued) and 100 one after another (an idle worker, which picks each up before the cancel
+    arrives). Every one ends cancelled; none that was still queued when its cancel landed ever
+    starts; one that was picked up first is interrupted inside its first node."""
+    wf = await chain_workflow(client, steps=2, delay_s=30)
+
+    async def submit_then_cancel() -> str:
+        execution_id = (await submit(client, wf["id"]))["execution_id"]
+        response = await client.post(f"/executions/{execution_id}/cancel")
+        assert response.status_code == 202, response.text
+        return execution_id
+
+    ids = list(await asyncio.gather(*(submit_then_cancel() for _ in range(100))))
+    ids += [await submit_then_cancel() for _ in range(100)]
+
+    async def outcome(execution_id: str) -> tuple[dict, list[dict]]:
+        ex = await wait_status(client, execution_id, "cancelled", "succeeded", "failed", "timed_out")
+        return ex, await read_events(client, execution_id)
+
+    shapes: Counter[tuple[str, ...]] = Counter()
+    claimed_then_stopped = 0
+    for ex, events in await asyncio.gather(*(outcome(i) for i in ids)):
+        assert ex["status"] == "cancelled", ex
+        kinds = tuple(e["event"] for e in events)
+        shapes[kinds] += 1
+        # Never started (cancelled while queued, or found the flag right after its claim), or
+        # started and was interrupted in step_1 long before its 30 s were up.
+        assert kinds in {("cancelled",), ("start", "cancelled"), ("start", "node_start", "cancelled")}, kinds
+        if "node_start" in kinds:
+            assert events[1]["data"]["node"] == "step_1"
+            # Interrupted, not run out (a burst of 200 requests on one loop delays some cancels).
+            assert events[-1]["data"]["ts"] - events[1]["data"]["ts"] < 10
+        if kinds == ("cancelled",) and ex["started_at"] is not None:
+            claimed_then_stopped += 1  # the worker's claim beat the API's, and it found the flag
+    assert shapes[("cancelled",)] > 0, shapes  # the backlog: some were cancelled before any pick-up
+    print(f"\nsubmit→cancel races: {dict(shapes)}; claimed, then stopped by the flag: {claimed_then_stopped}")
+
+
+async def test_a_worker_that_claims_after_the_flag_never_starts_the_graph(
+    api: ServerHandle, settings: Settings, redis: Redis, prefix: str
+) -> None:
+    """The half of the race the worker owns, made deterministic: the API has set the flag (it does
+    so before it looks at the execution), then a worker claims the execution before the API's own
+    compare-and-set. The worker finds the flag right after its claim and never starts the graph."""
+    from graphrun.worker.process import run_worker
+
+    async with httpx.AsyncClient(base_url=api.url, timeout=30) as c:
+        wf = await chain_workflow(c, steps=2, delay_s=30)
+        sub = await submit(c, wf["id"])  # no worker yet: it stays queued
+        await CancelBus(redis, Keys(prefix)).request(sub["execution_id"], push=False)
+        stop = asyncio.Event()
+        worker = asyncio.get_running_loop().create_task(run_worker(settings, stop))
+        try:
+            ex = await wait_status(c, sub["execution_id"], "cancelled", "running", timeout=20)
+            ex = await wait_status(c, sub["execution_id"], "cancelled", timeout=5)
+        finally:
+            stop.set()
+            await asyncio.wait_for(worker, 10)
+        assert ex["started_at"] is not None and ex["attempt"] == 1  # claimed by the worker, not the API
+        assert [e["event"] for e in await read_events(c, sub["execution_id"])] == ["cancelled"]
+
+
+@pytest.mark.parametrize("graph", ["sync_sleeper", "stubborn"])
+async def test_a_node_that_cannot_be_stopped_is_cancelled_at_once_and_its_late_result_dropped(
+    client: httpx.AsyncClient, tmp_path: Path, graph: str
+) -> None:
+    """A synchronous node (a thread nothing can stop), or an async node that ignores its
+    cancellation: the execution ends at once all the same, and what the node does afterwards
+    never reaches the log or the store."""
+    marker = tmp_path / "returned"
+    created = await client.post(
+        "/workflows", json={"name": "s", "graph": graph, "config": {"sleep_s": 1.5, "marker": str(marker)}}
+    )
+    sub = await submit(client, created.json()["id"])
+    live = LiveEvents(client, sub["execution_id"])
+    try:
+        await live.wait_for("node_start")
+        await asyncio.sleep(0.2)  # the node is sleeping now
+        assert await cancel_and_time(client, live) < 1.0
+        assert not marker.exists(), "the node's thread was still sleeping when the execution ended"
+        assert (await client.get(f"/executions/{sub['execution_id']}")).json()["status"] == "cancelled"
+    finally:
+        await live.close()
+    await _until(marker.exists, 10)
+    await asyncio.sleep(0.5)  # room for a late node_end / custom event to (wrongly) arrive
+    events = await read_events(client, sub["execution_id"])
+    assert [e["event"] for e in events] == ["start", "node_start", "cancelled"]
+    ex = (await client.get(f"/executions/{sub['execution_id']}")).json()
+    assert (ex["status"], ex["output"]) == ("cancelled", None)
+
+
+async def test_a_sync_node_times_out_at_once_and_its_late_result_dropped(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    marker = tmp_path / "returned"
+    created = await client.post(
+        "/workflows",
+        json={"name": "s", "graph": "sync_sleeper", "config": {"sleep_s": 1.5, "marker": str(marker)}},
+    )
+    sub = await submit(client, created.json()["id"], timeout_s=0.3)
+    live = LiveEvents(client, sub["execution_id"])
+    try:
+        start = await live.wait_for("start")
+        timeout = await live.wait_for("timeout", timeout=10)
+        assert timeout["data"]["timeout_s"] == 0.3
+        assert timeout["at"] - start["at"] < 0.3 + 1.0
+        assert not marker.exists()
+        assert (await client.get(f"/executions/{sub['execution_id']}")).json()["status"] == "timed_out"
+    finally:
+        await live.close()
+    await _until(marker.exists, 10)
+    await asyncio.sleep(0.5)
+    events = await read_events(client, sub["execution_id"])
+    assert [e["event"] for e in events] == ["start", "node_start", "timeout"]
+
+
+async def test_cancelling_the_execution_that_builds_a_graph_fails_none_waiting_for_it(
+    client: httpx.AsyncClient,
+) -> None:
+    """Executions of one workflow version share one build; cancelling the execution that started it
+    must not fail the others waiting for the same graph."""
+    created = await client.post("/workflows", json={"name": "s", "graph": "slow_to_build", "config": {"build_s": 1}})
+    first = await submit(client, created.json()["id"])
+    await wait_status(client, first["execution_id"], "running")  # building the graph now
+    others = [await submit(client, created.json()["id"]) for _ in range(3)]
+    for other in others:
+        await wait_status(client, other["execution_id"], "running")  # waiting for that build
+    await asyncio.sleep(0.2)
+    assert (await client.post(f"/executions/{first['execution_id']}/cancel")).status_code == 202
+    for other in others:
+        ex = await wait_status(client, other["execution_id"], "succeeded", "failed", "cancelled", timeout=30)
+        assert (ex["status"], ex["output"], ex["error"]) == ("succeeded", {"n": 1}, None), ex
+    assert (await client.get(f"/executions/{first['execution_id']}")).json()["status"] == "cancelled"
+
+
+async def test_a_push_missed_while_the_listener_reconnects_is_caught_up(
+    client: httpx.AsyncClient, redis: Redis, prefix: str
+) -> None:
+    wf = await chain_workflow(client, steps=2, delay_s=30)
+    sub = await submit(client, wf["id"])
+    live = LiveEvents(client, sub["execution_id"])
+    try:
+        await live.wait_for("node_start")
+        # The flag alone, as if its push had been published while the worker's listener was away.
+        await CancelBus(redis, Keys(prefix)).request(sub["execution_id"], push=False)
+        await asyncio.sleep(0.3)
+        assert "cancelled" not in live.kinds  # nothing polls the flag: only a push or a re-check
+        await redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")  # the listener reconnects
+        await live.wait_for("cancelled", timeout=10)
+    finally:
+        await live.close()
+
+
+async def _until(predicate: object, timeout: float) -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.05)
