@@ -10,30 +10,35 @@ from typing import Any
 import httpx
 
 
+def parse_frame(frame: str) -> dict[str, Any] | None:
+    """One SSE frame (without its blank line) as {"id", "event", "data"}; None for comments only."""
+    event: dict[str, Any] = {}
+    for line in frame.split("\n"):
+        if not line or line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        event[field] = json.loads(value) if field == "data" else value
+    return event or None
+
+
 async def read_events(
     client: httpx.AsyncClient, execution_id: str, last_event_id: str | None = None, timeout: float = 30
 ) -> list[dict[str, Any]]:
     """Read the SSE stream to its end: [{"id", "event", "data"}] (comments skipped)."""
     headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
     events: list[dict[str, Any]] = []
-    current: dict[str, Any] = {}
+    lines: list[str] = []
     async with client.stream("GET", f"/executions/{execution_id}/events", headers=headers, timeout=timeout) as response:
         assert response.status_code == 200, await response.aread()
         assert response.headers["content-type"].startswith("text/event-stream")
         async for line in response.aiter_lines():
             if line == "":
-                if current:
-                    events.append(current)
-                    current = {}
-                continue
-            if line.startswith(":"):
-                continue
-            field, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if field == "data":
-                current["data"] = json.loads(value)
+                if (event := parse_frame("\n".join(lines))) is not None:
+                    events.append(event)
+                lines = []
             else:
-                current[field] = value
+                lines.append(line)
     return events
 
 
@@ -50,6 +55,59 @@ async def submit(client: httpx.AsyncClient, workflow_id: int, **body: Any) -> di
     assert response.status_code == 202, response.text
     result: dict[str, Any] = response.json()
     return result
+
+
+class DroppingProxy:
+    """A TCP proxy on 127.0.0.1 whose open connections can all be cut at once, mid-stream."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.accepted = 0
+        self._pairs: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = []
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.url = ""
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._pairs.append((writer, up_writer))
+        for src, dst in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pipe(src, dst))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        try:
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            dst.transport.abort()
+
+    def drop_all(self) -> int:
+        """Abort every open connection in both directions; returns how many were open."""
+        pairs, self._pairs = self._pairs, []
+        for client_side, upstream in pairs:
+            client_side.transport.abort()
+            upstream.transport.abort()
+        return len(pairs)
+
+    async def stop(self) -> None:
+        self.drop_all()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 class LiveEvents:

@@ -23,6 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq.kicker import AsyncKicker
 from taskiq_redis import ListQueueBroker
 
+from graphrun.connections import ConnectionName
 from graphrun.keys import Keys
 
 EXECUTE_TASK = "graphrun.execute"
@@ -51,8 +52,9 @@ class Broker(ListQueueBroker):
                 yield message.encode() if isinstance(message, str) else message
 
 
-def make_broker(redis_url: str, keys: Keys) -> Broker:
-    return Broker(url=redis_url, queue_name=keys.task_queue)
+def make_broker(redis_url: str, keys: Keys, *, name: ConnectionName, max_connections: int | None = None) -> Broker:
+    # ``max_connections`` bounds a blocking pool (callers wait); None leaves TaskIQ's default.
+    return Broker(url=redis_url, queue_name=keys.task_queue, max_connection_pool_size=max_connections, client_name=name)
 
 
 async def enqueue(broker: ListQueueBroker, execution_id: str) -> None:

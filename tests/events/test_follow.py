@@ -160,3 +160,33 @@ async def test_slow_follower_catches_up_from_redis(redis: Redis, redis_server: s
         assert [first.id.seq] + [e.id.seq for e in rest] == list(range(202))
     finally:
         await tiny.stop()
+
+
+async def test_a_client_gone_while_subscribing_leaves_nothing_behind(hub: StreamHub, prefix: str) -> None:
+    # An SSE client that disconnects while its subscription is being set up (the hub is awaiting
+    # Redis) must not stay subscribed: the stream would be read and buffered for no one, forever.
+    key = f"{prefix}events:gone-early"
+    task = asyncio.create_task(hub.subscribe(key))
+    await asyncio.sleep(0)  # the task now awaits Redis inside subscribe()
+    assert hub.followed == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert hub.followed == 0
+    sub = await hub.subscribe(key)  # and the stream can be followed again normally
+    assert hub.followed == 1
+    hub.unsubscribe(sub)
+    assert hub.followed == 0
+
+
+async def test_stop_ends_the_reader_whenever_it_comes(redis: Redis, redis_server: str) -> None:
+    # The API stops its hub at shutdown, possibly while the reader is still connecting; a cancel
+    # that lands there can be swallowed by redis-py, and stop() must still return.
+    for ticks in range(40):
+        hub = StreamHub(redis, lambda: dedicated_client(redis_server), block_ms=2000)
+        await hub.start()
+        for _ in range(ticks):
+            await asyncio.sleep(0)
+        stopping = asyncio.create_task(hub.stop())
+        done, _ = await asyncio.wait([stopping], timeout=10)
+        assert done, f"stop() did not return when called {ticks} loop ticks after start()"

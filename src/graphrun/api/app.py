@@ -15,7 +15,7 @@ from graphrun.api.limits import BodyLimit
 from graphrun.api.state import AppState
 from graphrun.cache.invalidation import WorkflowChanges
 from graphrun.cancel import CancelBus
-from graphrun.connections import dedicated_client, shared_client
+from graphrun.connections import API_POOL_SIZE, ConnectionName, dedicated_client, shared_client
 from graphrun.events.hub import StreamHub
 from graphrun.events.log import EventLog
 from graphrun.keys import Keys
@@ -36,9 +36,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keys = Keys(settings.redis_prefix)
         store = await open_store(settings.sqlalchemy_url)
-        redis = shared_client(redis_url)
-        hub = StreamHub(redis, lambda: dedicated_client(redis_url))
-        broker = make_broker(redis_url, keys)
+        # Redis connections of an API process, whatever the number of SSE clients: the stream hub's
+        # reader, at most API_POOL_SIZE shared ones, and one for the task queue (submissions).
+        redis = shared_client(redis_url, API_POOL_SIZE, name=ConnectionName.API)
+        hub = StreamHub(redis, lambda: dedicated_client(redis_url, name=ConnectionName.STREAM_HUB))
+        broker = make_broker(redis_url, keys, name=ConnectionName.API, max_connections=1)
         await broker.startup()
         await hub.start()
         app.state.graphrun = AppState(

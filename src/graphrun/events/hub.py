@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from graphrun.connections import ConnectionName
 from graphrun.events.ids import ZERO, StreamId
 from graphrun.events.model import Entry
 
@@ -77,7 +78,11 @@ class StreamHub:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
+            # Cancel until the reader has ended: redis-py can swallow a cancel that lands while it
+            # is connecting, and a single one would then leave stop() waiting forever.
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait([self._task], timeout=0.1)
             with suppress(asyncio.CancelledError):
                 await self._task
         if self._reader is not None:
@@ -92,15 +97,20 @@ class StreamHub:
         sub = Subscription(key, self._buffer)
         subs = self._subs.setdefault(key, set())
         subs.add(sub)
-        if key not in self._cursors:
-            # Start the shared cursor at the stream's current end; what came before is the
-            # subscriber's own catch-up. Anything added from here on is above this id.
-            raw = await self._redis.xrevrange(key, max="+", min="-", count=1)
-            if key in self._subs and key not in self._cursors:
-                self._cursors[key] = StreamId.parse(raw[0][0]) if raw else ZERO  # type: ignore[arg-type]
-                self._generation += 1
-                self._changed.set()
-                await self._wake_reader()
+        try:
+            if key not in self._cursors:
+                # Start the shared cursor at the stream's current end; what came before is the
+                # subscriber's own catch-up. Anything added from here on is above this id.
+                raw = await self._redis.xrevrange(key, max="+", min="-", count=1)
+                if key in self._subs and key not in self._cursors:
+                    self._cursors[key] = StreamId.parse(raw[0][0]) if raw else ZERO  # type: ignore[arg-type]
+                    self._generation += 1
+                    self._changed.set()
+                    await self._wake_reader()
+        except BaseException:
+            # The client went away (or Redis failed) before the subscription was handed over.
+            self.unsubscribe(sub)
+            raise
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -129,7 +139,7 @@ class StreamHub:
     async def _connect(self) -> Redis:
         reader = self._connect_reader()
         self._reader_id = await reader.client_id()
-        await reader.client_setname("graphrun-stream-hub")
+        await reader.client_setname(ConnectionName.STREAM_HUB)
         return reader
 
     async def _run(self) -> None:

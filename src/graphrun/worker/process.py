@@ -21,7 +21,7 @@ from taskiq.receiver import Receiver
 from graphrun.cache import GraphCache, WorkflowChanges
 from graphrun.cancel import CancelBus
 from graphrun.checkpoint import open_checkpointer
-from graphrun.connections import shared_client
+from graphrun.connections import ConnectionName, shared_client
 from graphrun.events.log import EventLog
 from graphrun.keys import Keys
 from graphrun.lease import Leases
@@ -51,10 +51,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     async with AsyncExitStack() as resources:
         store = await open_store(settings.sqlalchemy_url)
         resources.push_async_callback(store.close)
-        redis = shared_client(redis_url)
+        redis = shared_client(redis_url, name=ConnectionName.WORKER)
         resources.push_async_callback(redis.aclose)
         checkpointer = await resources.enter_async_context(open_checkpointer(settings))
-        broker = make_broker(redis_url, keys)
+        broker = make_broker(redis_url, keys, name=ConnectionName.WORKER)
 
         async def requeue(execution_id: str) -> None:
             await enqueue(broker, execution_id)
