@@ -10,16 +10,13 @@ re-reads the flags of what its worker runs once it is subscribed again.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from graphrun.keys import Keys
+from graphrun.pubsub import listen_forever
 
 log = logging.getLogger("graphrun.cancel")
 
@@ -54,20 +51,4 @@ class CancelBus:
 
         ``on_subscribed`` runs after every (re)subscription: pushes sent while the listener was
         away are lost, so whoever listens re-reads the flags of what it runs."""
-        backoff = 0.1
-        while True:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self.keys.cancel_channel)
-                backoff = 0.1
-                if on_subscribed is not None:
-                    await on_subscribed()
-                async for message in pubsub.listen():
-                    on_cancel(message["data"].decode())
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                log.warning("cancel listener lost Redis (%s); reconnecting", exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            finally:
-                with suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await listen_forever(self.redis, self.keys.cancel_channel, lambda data: on_cancel(data.decode()), on_subscribed)

@@ -7,10 +7,8 @@ processes drop superseded graphs promptly and build the new version before it is
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from contextlib import suppress
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -18,6 +16,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from graphrun.cache.graphs import GraphCache
 from graphrun.keys import Keys
+from graphrun.pubsub import listen_forever
 
 log = logging.getLogger("graphrun.cache")
 
@@ -36,21 +35,7 @@ class WorkflowChanges:
             log.warning("could not announce the change of workflow %s: %s", workflow_id, exc)
 
     async def listen(self, cache: GraphCache) -> None:
-        backoff = 0.1
-        while True:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self.keys.workflow_channel)
-                backoff = 0.1
-                async for message in pubsub.listen():
-                    self._apply(cache, message["data"])
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                log.warning("workflow-change listener lost Redis (%s); reconnecting", exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            finally:
-                with suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await listen_forever(self.redis, self.keys.workflow_channel, lambda raw: self._apply(cache, raw))
 
     @staticmethod
     def _apply(cache: GraphCache, raw: bytes) -> None:

@@ -227,35 +227,29 @@ class EventWriter:
         delay = 0.05
         deadline = time.monotonic() + 30.0
         while True:
-            if self._fence is not None:
-                try:
-                    await self._write_fenced(batch, ttl)
-                    return
-                except (RedisConnectionError, RedisTimeoutError) as exc:
-                    if time.monotonic() > deadline:
-                        raise BackendUnavailableError("redis", exc) from exc
-                    log.warning("event log write for %s failed (%s); retrying", self.execution_id, exc)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 1.0)
-                    continue
-            pipe = self._log.redis.pipeline(transaction=False)
-            for entry_id, fields in batch:
-                pipe.xadd(self._key, fields, id=str(entry_id), maxlen=self._log.maxlen, approximate=True)  # type: ignore[arg-type]
-            pipe.expire(self._key, ttl)
             try:
-                results = await pipe.execute(raise_on_error=False)
+                if self._fence is not None:
+                    await self._write_fenced(batch, ttl)
+                else:
+                    await self._write_pipelined(batch, ttl)
+                return
             except (RedisConnectionError, RedisTimeoutError) as exc:
+                # Retrying is safe: ids are chosen here, so a batch that got through is not added again.
                 if time.monotonic() > deadline:
                     raise BackendUnavailableError("redis", exc) from exc
                 log.warning("event log write for %s failed (%s); retrying", self.execution_id, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
-                continue
-            for result in results:
-                # An id not above the last one means an earlier try of this batch got through.
-                if isinstance(result, ResponseError) and "equal or smaller" not in str(result):
-                    raise result
-            return
+
+    async def _write_pipelined(self, batch: Sequence[tuple[StreamId, dict[str, str]]], ttl: int) -> None:
+        pipe = self._log.redis.pipeline(transaction=False)
+        for entry_id, fields in batch:
+            pipe.xadd(self._key, fields, id=str(entry_id), maxlen=self._log.maxlen, approximate=True)  # type: ignore[arg-type]
+        pipe.expire(self._key, ttl)
+        for result in await pipe.execute(raise_on_error=False):
+            # An id not above the last one means an earlier try of this batch got through.
+            if isinstance(result, ResponseError) and "equal or smaller" not in str(result):
+                raise result
 
 
 def _cut(data: dict[str, object]) -> dict[str, object]:

@@ -1,0 +1,44 @@
+"""A Redis pub/sub subscription that outlives Redis outages.
+
+Messages published while the subscriber is away are lost (that is pub/sub): whoever listens must be
+correct without them, and ``on_subscribed`` (run after every (re)subscription) is where it catches
+up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = logging.getLogger("graphrun.pubsub")
+
+
+async def listen_forever(
+    redis: Redis,
+    channel: str,
+    on_message: Callable[[bytes], object],
+    on_subscribed: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    backoff = 0.1
+    while True:
+        pubsub = redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(channel)
+            backoff = 0.1
+            if on_subscribed is not None:
+                await on_subscribed()
+            async for message in pubsub.listen():
+                on_message(message["data"])
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            log.warning("subscription to %s lost Redis (%s); reconnecting", channel, exc)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+        finally:
+            with suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
