@@ -171,3 +171,24 @@ async def wait_status(client: httpx.AsyncClient, execution_id: str, *statuses: s
             return ex
         assert time.monotonic() < deadline, ex
         await asyncio.sleep(0.02)
+
+
+def process_env(s: Any, **extra: str) -> dict[str, str]:
+    """The environment for a graphrun subprocess (worker, api) on the same Redis and database as
+    the test's settings; nothing inherited from a GRAPHRUN_* variable of the caller."""
+    import os
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHRUN_")}
+    env.update(
+        GRAPHRUN_REDIS_URL=s.redis_url or "",
+        GRAPHRUN_DATABASE_URL=s.sqlalchemy_url.replace("sqlite+aiosqlite:", "sqlite:", 1),
+        GRAPHRUN_REDIS_PREFIX=s.redis_prefix,
+        GRAPHRUN_DATA_DIR=str(s.data_dir),
+        GRAPHRUN_LOG_LEVEL="INFO",
+        PYTHONPATH=str(Path(__file__).resolve().parents[1]),
+    )
+    if s.config is not None:
+        env["GRAPHRUN_CONFIG"] = str(s.config)
+    env.update(extra)
+    return env

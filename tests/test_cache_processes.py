@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import pytest
 from graphrun.settings import Settings
 from tests.conftest import ServerHandle, start_api
 from tests.graphs import builds
-from tests.helpers import read_events, submit
+from tests.helpers import process_env, read_events, submit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,26 +28,12 @@ def registry_settings(settings: Settings, tmp_path: Path) -> Settings:
     return settings.model_copy(update={"config": toml})
 
 
-def _worker_env(s: Settings, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHRUN_")}
-    env.update(
-        GRAPHRUN_REDIS_URL=s.redis_url or "",
-        GRAPHRUN_DATABASE_URL=s.sqlalchemy_url.replace("sqlite+aiosqlite:", "sqlite:", 1),
-        GRAPHRUN_REDIS_PREFIX=s.redis_prefix,
-        GRAPHRUN_CONFIG=str(s.config),
-        GRAPHRUN_LOG_LEVEL="INFO",
-        PYTHONPATH=str(ROOT),
-        **extra,
-    )
-    return env
-
-
 @pytest.fixture
 def two_workers(registry_settings: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     log = open(tmp_path / "workers.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "graphrun", "worker", "--processes", "2", "--concurrency", "1"],
-        env=_worker_env(registry_settings),
+        env=process_env(registry_settings),
         stdout=log,
         stderr=log,
         cwd=tmp_path,

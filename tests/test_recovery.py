@@ -25,7 +25,7 @@ from graphrun.events.log import EventLog
 from graphrun.keys import Keys
 from graphrun.settings import Settings
 from tests.conftest import start_api
-from tests.helpers import read_events
+from tests.helpers import process_env, read_events
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,17 +34,7 @@ FAST = {"GRAPHRUN_LEASE_S": "2", "GRAPHRUN_SWEEP_INTERVAL_S": "0.5", "GRAPHRUN_R
 
 
 def worker_env(s: Settings, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHRUN_")}
-    env.update(
-        GRAPHRUN_REDIS_URL=s.redis_url or "",
-        GRAPHRUN_DATABASE_URL=s.sqlalchemy_url.replace("sqlite+aiosqlite:", "sqlite:", 1),
-        GRAPHRUN_REDIS_PREFIX=s.redis_prefix,
-        GRAPHRUN_DATA_DIR=str(s.data_dir),
-        GRAPHRUN_LOG_LEVEL="INFO",
-        PYTHONPATH=str(ROOT),
-    )
-    env.update({**FAST, **extra})
-    return env
+    return process_env(s, **{**FAST, **extra})
 
 
 class Workers:
