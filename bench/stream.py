@@ -309,6 +309,7 @@ class Result:
     expected: int = 0
     failed: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    connect_s: float = 0.0  # until every client had its first event
     server_cpu_s: float = 0.0  # while publishing
     redis_cpu_s: float = 0.0
 
@@ -493,10 +494,12 @@ async def run_one(
         await asyncio.sleep(1.0)
         result.rss_before_kib = rss_kib(proc.pid)
 
+        connecting = time.monotonic()
         client_procs = await spawn_clients(tmp, int(url.rsplit(":", 1)[1]), ids, shape.followers)
         for report in await asyncio.gather(*(read_report(p, 120) for p in client_procs)):
             if report["failed"]:
                 raise RuntimeError(f"clients failed to connect: {report['failed']}")
+        result.connect_s = time.monotonic() - connecting
         step("clients connected")
 
         async def sample() -> None:
@@ -561,7 +564,7 @@ def print_report(results: list[Result], args: argparse.Namespace, redis_version:
     print(
         f"{'design':<24} {'load':<26} {'clients':>7} {'Redis conns':>11} {'CLIENT LIST':>11} "
         f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'KiB/client':>10} {'CPU s':>6} {'Redis CPU s':>11} "
-        f"{'delivered':>17}"
+        f"{'connect s':>9} {'delivered':>17}"
     )
     met = True
     for r in results:
@@ -570,7 +573,7 @@ def print_report(results: list[Result], args: argparse.Namespace, redis_version:
         print(
             f"{label:<24} {r.shape:<26} {r.clients:>7} {r.connections:>11} {r.named:>11} "
             f"{pct(lat, 50):>7.1f} {pct(lat, 99):>7.1f} {max(lat):>7.1f} {r.kib_per_client:>10.1f} "
-            f"{r.server_cpu_s:>6.1f} {r.redis_cpu_s:>11.1f} {r.delivered:>8}/{r.expected:<8}"
+            f"{r.server_cpu_s:>6.1f} {r.redis_cpu_s:>11.1f} {r.connect_s:>9.1f} {r.delivered:>8}/{r.expected:<8}"
         )
         if r.failed:
             print(f"    {len(r.failed)} client(s) failed, e.g. {r.failed[0]}")
@@ -579,8 +582,9 @@ def print_report(results: list[Result], args: argparse.Namespace, redis_version:
         "Redis conns: TCP connections from the server's pid to Redis (/proc), maximum over the run. CLIENT LIST:"
         " the same, counted by connection name on the Redis side. Latency: client receive time - event ts."
         " KiB/client: (server RSS while streaming - RSS before the clients connected) / clients. CPU s, Redis"
-        " CPU s: used by the server process and by Redis while the events flowed. delivered: custom events"
-        " received by all clients / published x followers."
+        " CPU s: used by the server process and by Redis while the events flowed. connect s: from starting the"
+        " client processes until every client had its first event. delivered: custom events received by all"
+        " clients / published x followers."
     )
     for r in results:
         if r.design == "graphrun" and r.clients >= 2000:
