@@ -19,7 +19,7 @@ from graphrun.events.ids import ZERO, StreamId
 from graphrun.keys import Keys
 from graphrun.settings import Settings
 from tests.conftest import ServerHandle, start_api
-from tests.helpers import chain_workflow, parse_frame, read_events, submit
+from tests.helpers import chain_workflow, parse_frame, read_events, submit, wait_status
 
 
 @pytest.fixture
@@ -205,3 +205,29 @@ async def test_an_expired_log_is_answered_with_the_stored_terminal(
     (error,) = await read_events(client, bad)
     assert error["event"] == "error"
     assert error["data"]["error"] == {"type": "RuntimeError", "message": "fail_at"}
+
+
+async def test_trimmed_events_are_announced_without_an_id(settings: Settings) -> None:
+    from graphrun.worker.process import run_worker
+
+    small = settings.model_copy(update={"event_maxlen": 100})
+    handle, server = await start_api(small)
+    stop_worker = asyncio.Event()
+    worker = asyncio.create_task(run_worker(small, stop_worker))
+    try:
+        async with httpx.AsyncClient(base_url=handle.url, timeout=60) as client:
+            wf = await chain_workflow(client, steps=2, emit=500)
+            execution_id = (await submit(client, wf["id"]))["execution_id"]
+            await wait_status(client, execution_id, "succeeded", timeout=60)
+            late = await read_events(client, execution_id)
+    finally:
+        stop_worker.set()
+        await asyncio.wait_for(worker, 30)
+        handle.server.should_exit = True
+        await asyncio.wait_for(server, 30)
+
+    truncated, first, *rest = late
+    assert truncated["event"] == "truncated" and "id" not in truncated  # Last-Event-ID stays put
+    assert truncated["data"]["missed"] == StreamId.parse(first["id"]).seq > 0
+    assert [StreamId.parse(e["id"]).seq for e in [first, *rest]] == list(range(truncated["data"]["missed"], 1006))
+    assert rest[-1]["event"] == "complete"

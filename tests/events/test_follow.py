@@ -190,3 +190,22 @@ async def test_stop_ends_the_reader_whenever_it_comes(redis: Redis, redis_server
         stopping = asyncio.create_task(hub.stop())
         done, _ = await asyncio.wait([stopping], timeout=10)
         assert done, f"stop() did not return when called {ticks} loop ticks after start()"
+
+
+def test_the_hub_read_is_encoded_as_redis_would_encode_it() -> None:
+    from redis.asyncio.connection import Connection
+
+    from graphrun.events.hub import _Cursors
+
+    cursors = _Cursors(count=500, block_ms=5000)
+    cursors.set("a", StreamId(1, 0))
+    cursors.set("b", StreamId(2, 5))
+    cursors.set("c", StreamId(3, 0))
+    cursors.pop("b")
+    cursors.set("a", StreamId(7, 1))  # moves: keeps its place
+    cursors.set("b", StreamId(9, 9))  # followed again: last
+    cursors.pop("nope")
+    args = ("XREAD", "COUNT", 500, "BLOCK", 5000, "STREAMS", "a", "c", "b", "7-1", "3-0", "9-9")
+    expected = Connection().pack_command(*args)
+    assert cursors.command() == b"".join(expected)
+    assert len(cursors) == 3 and "b" in cursors and "nope" not in cursors
