@@ -47,3 +47,15 @@ class Keys:
 
     def execution_id_of(self, events_key: str) -> str:
         return events_key[len(self.prefix) + len("events:") :]
+
+    def checkpoint_ids(self, thread_id: str) -> str:
+        """Sorted set of one execution's LangGraph checkpoints (``ns NUL checkpoint_id``)."""
+        return f"{self.prefix}ckpt:{thread_id}:ids"
+
+    def checkpoints(self, thread_id: str) -> str:
+        """Hash holding one execution's LangGraph checkpoints."""
+        return f"{self.prefix}ckpt:{thread_id}"
+
+    def checkpoint_writes(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> str:
+        """Hash of the pending writes recorded against one checkpoint."""
+        return f"{self.prefix}ckpt:{thread_id}:w:{checkpoint_ns}:{checkpoint_id}"

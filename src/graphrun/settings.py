@@ -8,7 +8,7 @@ name in the message.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(30.0, ge=0)
     loop_stall_ms: int = Field(200, ge=1)
     graph_cache_size: int = Field(64, ge=1)
+    # Where LangGraph checkpoints of running executions live: beside their event log in Redis
+    # (one round trip per step), or in the SQL database (one transaction per step).
+    checkpoints: Literal["redis", "database"] = "redis"
     prewarm_workflows: int = Field(8, ge=0, le=1000)
     token_ttl_s: int = Field(3600, ge=10)
     llm: str | None = None

@@ -1,15 +1,19 @@
-"""The checkpointers graphrun runs executions with, on SQLite and on PostgreSQL: an interrupted
-run resumes after its last completed step."""
+"""The checkpointers graphrun runs executions with (Redis, and SQLite or PostgreSQL with
+GRAPHRUN_CHECKPOINTS=database), one suite for all: an interrupted run resumes after its last
+completed step."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import itertools
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypedDict
 
 import pytest
 from langgraph.graph import END, START, StateGraph
+from redis.asyncio import Redis
 
 from graphrun.checkpoint import open_checkpointer
 from graphrun.settings import Settings
@@ -40,23 +44,34 @@ def counting_chain(calls: list[str], gate: asyncio.Event) -> Any:
     return g.compile()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+@pytest.fixture(params=["redis", "sqlite", "postgresql"])
+def backend_settings(request: pytest.FixtureRequest, tmp_path: Path, settings: Settings) -> Iterator[Settings]:
+    sqlite = f"sqlite:///{tmp_path / 'g.db'}"
+    if request.param == "redis":
+        yield settings.model_copy(update={"database_url": sqlite, "checkpoints": "redis"})
+        return
     if request.param == "sqlite":
-        yield Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'g.db'}", _env_file=None)  # type: ignore[call-arg]
+        yield settings.model_copy(update={"database_url": sqlite, "checkpoints": "database"})
         return
     url, schema = request.getfixturevalue("pg_schema")
     plain = url.replace("postgresql+psycopg://", "postgresql://", 1)
-    yield Settings(data_dir=tmp_path, database_url=f"{plain}?options=-csearch_path%3D{schema}", _env_file=None)  # type: ignore[call-arg]
+    pg = f"{plain}?options=-csearch_path%3D{schema}"
+    yield settings.model_copy(update={"database_url": pg, "checkpoints": "database"})
 
 
-async def test_resume_after_the_last_completed_step(backend_settings: Settings) -> None:
+@pytest.fixture
+def saver(backend_settings: Settings, redis: Redis) -> Callable[[], AbstractAsyncContextManager[Any]]:
+    """Opens the backend's checkpointer; each call is a fresh one, as in a new process."""
+    return lambda: open_checkpointer(backend_settings, redis)
+
+
+async def test_resume_after_the_last_completed_step(saver: Callable[[], AbstractAsyncContextManager[Any]]) -> None:
     calls: list[str] = []
     gate = asyncio.Event()
     graph = counting_chain(calls, gate)
     config: dict[str, Any] = {"configurable": {"thread_id": "execution-1"}}
-    async with open_checkpointer(backend_settings) as saver:
-        durable = graph.copy(update={"checkpointer": saver})
+    async with saver() as cp:
+        durable = graph.copy(update={"checkpointer": cp})
         run = asyncio.create_task(durable.ainvoke({"n": 0}, config, durability="sync"))
         while "step_3" not in calls:
             await asyncio.sleep(0.01)
@@ -65,28 +80,30 @@ async def test_resume_after_the_last_completed_step(backend_settings: Settings) 
             await run
     assert calls == ["step_1", "step_2", "step_3"]
     gate.set()
-    async with open_checkpointer(backend_settings) as saver:  # a new process, as after a crash
-        durable = graph.copy(update={"checkpointer": saver})
-        assert await saver.aget_tuple(config) is not None
+    async with saver() as cp:  # a new process, as after a crash
+        durable = graph.copy(update={"checkpointer": cp})
+        assert await cp.aget_tuple(config) is not None
         result = await durable.ainvoke(None, config, durability="sync")
-        await saver.adelete_thread("execution-1")
-        assert await saver.aget_tuple(config) is None
+        await cp.adelete_thread("execution-1")
+        assert await cp.aget_tuple(config) is None
     assert result == {"n": 4}
     assert calls == ["step_1", "step_2", "step_3", "step_3", "step_4"]  # 1 and 2 not run again
 
 
-async def test_store_and_checkpoints_share_the_configured_database(backend_settings: Settings) -> None:
+async def test_store_and_checkpoints_open_on_the_configured_backend(
+    backend_settings: Settings, saver: Callable[[], AbstractAsyncContextManager[Any]]
+) -> None:
     store = await open_store(backend_settings.sqlalchemy_url)
     try:
         wf = await store.create_workflow("w", "chain", {})
         assert (await store.get_workflow(wf.id)).version == 1
     finally:
         await store.close()
-    async with open_checkpointer(backend_settings) as saver:
-        assert await saver.aget_tuple({"configurable": {"thread_id": "nothing"}}) is None
+    async with saver() as cp:
+        assert await cp.aget_tuple({"configurable": {"thread_id": "nothing"}}) is None
 
 
-async def test_an_execution_end_to_end_on_each_backend(backend_settings: Settings, settings: Settings) -> None:
+async def test_an_execution_end_to_end_on_each_backend(backend_settings: Settings, redis: Redis) -> None:
     """API and worker on the backend's store and checkpointer, with the session's Redis."""
     import httpx
 
@@ -94,7 +111,7 @@ async def test_an_execution_end_to_end_on_each_backend(backend_settings: Setting
     from tests.conftest import start_api
     from tests.helpers import chain_workflow, read_events, submit
 
-    s = settings.model_copy(update={"database_url": backend_settings.database_url})
+    s = backend_settings
     handle, api_task = await start_api(s)
     stop = asyncio.Event()
     worker = asyncio.create_task(run_worker(s, stop))
@@ -103,8 +120,69 @@ async def test_an_execution_end_to_end_on_each_backend(backend_settings: Setting
             wf = await chain_workflow(c, steps=3, emit=1)
             events = await read_events(c, (await submit(c, wf["id"]))["execution_id"])
             assert events[-1]["event"] == "complete" and events[-1]["data"]["output"] == {"n": 3}
+        if s.checkpoints == "redis":  # deleted once the execution ended, not left to their TTL
+            pattern = f"{s.redis_prefix}ckpt:*"
+            for _ in range(100):
+                if not [k async for k in redis.scan_iter(match=pattern)]:
+                    break
+                await asyncio.sleep(0.05)
+            assert [k async for k in redis.scan_iter(match=pattern)] == []
     finally:
         stop.set()
         await worker
         handle.server.should_exit = True
         await api_task
+
+
+async def test_history_newest_first_with_before_limit_and_filter(
+    saver: Callable[[], AbstractAsyncContextManager[Any]],
+) -> None:
+    calls: list[str] = []
+    gate = asyncio.Event()
+    gate.set()
+    config: dict[str, Any] = {"configurable": {"thread_id": "history"}}
+    async with saver() as cp:
+        await counting_chain(calls, gate).copy(update={"checkpointer": cp}).ainvoke({"n": 0}, config, durability="sync")
+        history = [t async for t in cp.alist(config)]
+        # input, then one checkpoint per step: the newest is the end of step_4, each child's
+        # parent is the next one in the list.
+        assert [t.metadata["step"] for t in history] == [4, 3, 2, 1, 0, -1]
+        assert history[0].checkpoint["channel_values"]["n"] == 4
+        for child, parent in itertools.pairwise(history):
+            assert child.parent_config is not None
+            assert child.parent_config["configurable"] == parent.config["configurable"]
+        assert history[-1].parent_config is None
+        latest = await cp.aget_tuple(config)
+        assert latest is not None and latest.config == history[0].config
+        older = [t async for t in cp.alist(config, before=history[1].config, limit=2)]
+        assert [t.metadata["step"] for t in older] == [2, 1]
+        assert [t.metadata["step"] async for t in cp.alist(config, filter={"source": "input"})] == [-1]
+        pinned = await cp.aget_tuple(history[2].config)
+        assert pinned is not None and pinned.checkpoint["channel_values"]["n"] == 2
+        await cp.adelete_thread("history")
+        assert [t async for t in cp.alist(config)] == []
+
+
+async def test_pending_writes_are_kept_in_order_and_written_once(
+    saver: Callable[[], AbstractAsyncContextManager[Any]],
+) -> None:
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    config: dict[str, Any] = {"configurable": {"thread_id": "writes", "checkpoint_ns": ""}}
+    async with saver() as cp:
+        saved = await cp.aput(config, empty_checkpoint(), {"source": "loop", "step": 0}, {})
+        await cp.aput_writes(saved, [("a", 1), ("b", {"x": [1, 2]})], task_id="t2", task_path="~0")
+        await cp.aput_writes(saved, [("a", 99)], task_id="t2", task_path="~0")  # replayed: ignored
+        await cp.aput_writes(saved, [("c", "first")], task_id="t1", task_path="")
+        await cp.aput_writes(saved, [("__error__", "boom")], task_id="t3", task_path="~1")
+        await cp.aput_writes(saved, [("__error__", "again")], task_id="t3", task_path="~1")  # replaced
+        loaded = await cp.aget_tuple(saved)
+        assert loaded is not None
+        assert loaded.pending_writes == [
+            ("t1", "c", "first"),
+            ("t2", "a", 1),
+            ("t2", "b", {"x": [1, 2]}),
+            ("t3", "__error__", "again"),
+        ]
+        await cp.adelete_thread("writes")
+        assert await cp.aget_tuple(saved) is None

@@ -53,7 +53,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         resources.push_async_callback(store.close)
         redis = shared_client(redis_url, name=ConnectionName.WORKER)
         resources.push_async_callback(redis.aclose)
-        checkpointer = await resources.enter_async_context(open_checkpointer(settings))
+        checkpointer = await resources.enter_async_context(open_checkpointer(settings, redis))
         broker = make_broker(redis_url, keys, name=ConnectionName.WORKER)
 
         async def requeue(execution_id: str) -> None:

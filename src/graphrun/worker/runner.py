@@ -29,7 +29,9 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from graphrun.cache import GraphCache
 from graphrun.cancel import CancelBus
-from graphrun.errors import BackendUnavailableError, FactoryError
+from graphrun.checkpoint.gate import RunGate
+from graphrun.checkpoint.redis import RedisSaver
+from graphrun.errors import BackendUnavailableError, FactoryError, FencedError
 from graphrun.events.log import EventLog, EventWriter
 from graphrun.events.model import EventKind, to_jsonable
 from graphrun.lease import Leases
@@ -232,8 +234,11 @@ class ExecutionRunner:
                 attempt=execution.attempt,
             )
         loop = asyncio.get_running_loop()
+        gate = RunGate(writer.flush, fence)
+        if isinstance(self.checkpointer, RedisSaver):
+            self.checkpointer.attach(execution.id, gate)
         inner = loop.create_task(
-            self._run(execution, writer, started_tasks, done_tasks), name=f"graphrun-run-{execution.id}"
+            self._run(execution, writer, gate, started_tasks, done_tasks), name=f"graphrun-run-{execution.id}"
         )
         cancelled = loop.create_task(active.cancel_requested.wait())
         let_go = loop.create_task(active.let_go.wait())
@@ -251,7 +256,11 @@ class ExecutionRunner:
         # is not waited for: an awaiting node is cancelled at once, but a synchronous node goes on
         # in its thread until it returns, and its result is thrown away.
         writer.seal()
-        if writer.fenced:
+        gate.close()
+        if isinstance(self.checkpointer, RedisSaver):
+            saver = self.checkpointer
+            inner.add_done_callback(lambda _: saver.detach(execution.id))
+        if writer.fenced or (inner.done() and not inner.cancelled() and isinstance(inner.exception(), FencedError)):
             active.lease_lost = True
         if active.let_go.is_set() or active.lease_lost:
             if not inner.done():
@@ -388,7 +397,7 @@ class ExecutionRunner:
                 log.info("execution %s: the graph build it waited for was cancelled; building again", execution.id)
 
     async def _run(
-        self, execution: Execution, writer: EventWriter, started_tasks: set[str], done_tasks: set[str]
+        self, execution: Execution, writer: EventWriter, gate: RunGate, started_tasks: set[str], done_tasks: set[str]
     ) -> Any:
         graph = await self._graph(execution)
         config: dict[str, Any] = {
@@ -423,6 +432,7 @@ class ExecutionRunner:
                 task_id = chunk["id"]
                 if "input" in chunk:
                     tasks[task_id] = chunk["name"]
+                    gate.task_started(task_id)
                     if task_id not in started_tasks:
                         writer.emit(EventKind.NODE_START, task=task_id, node=chunk["name"], **scope)
                 else:
@@ -431,6 +441,7 @@ class ExecutionRunner:
                         writer.emit(
                             EventKind.NODE_END, task=task_id, node=chunk["name"], output=chunk.get("result"), **scope
                         )
+                    gate.result_seen(task_id)  # its checkpoint writes may go now (after this event)
             elif mode == "custom":
                 tasks = active.get(ns) or {}
                 node_task = next(iter(tasks.items())) if len(tasks) == 1 else None

@@ -1,7 +1,8 @@
 """LangGraph checkpointers keyed by execution id, so a recovered execution resumes where it stopped.
 
-SQLite (langgraph-checkpoint-sqlite) beside the store's SQLite file, or PostgreSQL
-(langgraph-checkpoint-postgres) when the store is PostgreSQL.
+By default in Redis, beside the execution's event log (:mod:`graphrun.checkpoint.redis`). With
+``GRAPHRUN_CHECKPOINTS=database``: SQLite (langgraph-checkpoint-sqlite) beside the store's SQLite
+file, or PostgreSQL (langgraph-checkpoint-postgres) when the store is PostgreSQL.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
+from graphrun.checkpoint.redis import RedisSaver
+from graphrun.keys import Keys
 from graphrun.settings import Settings
 
 _PG_SETUP_LOCK = 0x67726E73  # serialises the checkpointer's own migrations across processes
@@ -27,8 +31,22 @@ def checkpoint_path(settings: Settings) -> Path:
     return store.with_name(store.stem + ".checkpoints" + (store.suffix or ".db"))
 
 
+def checkpoint_ttl_s(settings: Settings) -> int:
+    """A backstop only (checkpoints are deleted when their execution ends), refreshed at every step:
+    it must outlast the longest step, which can be as long as the time limit."""
+    return int(max(86_400, 2 * settings.execution_timeout_s))
+
+
 @asynccontextmanager
-async def open_checkpointer(settings: Settings, *, max_connections: int = 10) -> AsyncIterator[BaseCheckpointSaver]:  # type: ignore[type-arg]
+async def open_checkpointer(
+    settings: Settings, redis: Redis | None = None, *, max_connections: int = 10
+) -> AsyncIterator[BaseCheckpointSaver]:  # type: ignore[type-arg]
+    """The configured checkpointer; ``redis`` (the process's shared client) when it is Redis's."""
+    if settings.checkpoints == "redis":
+        if redis is None:
+            raise ValueError("the Redis checkpointer needs the process's Redis client")
+        yield RedisSaver(redis, Keys(settings.redis_prefix), ttl_s=checkpoint_ttl_s(settings))
+        return
     url = make_url(settings.sqlalchemy_url)
     if url.get_backend_name() == "postgresql":
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
