@@ -63,9 +63,8 @@ async def test_cancel_inside_a_30_s_node_arrives_within_one_second(client: httpx
 
 async def test_cancel_racing_the_pick_up_is_never_lost(client: httpx.AsyncClient) -> None:
     """Cancel sent the moment submit returns, 200 times: 100 at once (a backlog, so most are still
-    queued) and 100 one after another (an idle worker, which picks each up before the cancel
-    arrives). Every one ends cancelled; none that was still queued when its cancel landed ever
-    starts; one that was picked up first is interrupted inside its first node."""
+    queued) and 100 one after another (an idle worker, ready to pick each up at once). Every one
+    ends cancelled, and none runs a node."""
     wf = await chain_workflow(client, steps=2, delay_s=30)
 
     async def submit_then_cancel() -> str:
@@ -87,17 +86,12 @@ async def test_cancel_racing_the_pick_up_is_never_lost(client: httpx.AsyncClient
         assert ex["status"] == "cancelled", ex
         kinds = tuple(e["event"] for e in events)
         shapes[kinds] += 1
-        # Never started (cancelled while queued, or found the flag right after its claim), or
-        # started and was interrupted in step_1 long before its 30 s were up.
-        assert kinds in {("cancelled",), ("start", "cancelled"), ("start", "node_start", "cancelled")}, kinds
-        if "node_start" in kinds:
-            assert events[1]["data"]["node"] == "step_1"
-            # Interrupted, not run out (a burst of 200 requests on one loop delays some cancels).
-            assert events[-1]["data"]["ts"] - events[1]["data"]["ts"] < 10
         if kinds == ("cancelled",) and ex["started_at"] is not None:
             claimed_then_stopped += 1  # the worker's claim beat the API's, and it found the flag
-    assert shapes[("cancelled",)] > 0, shapes  # the backlog: some were cancelled before any pick-up
     print(f"\nsubmit→cancel races: {dict(shapes)}; claimed, then stopped by the flag: {claimed_then_stopped}")
+    # Cancelled while queued, or found the flag after its claim (before or after `start`): no node.
+    assert set(shapes) <= {("cancelled",), ("start", "cancelled")}, shapes
+    assert shapes[("cancelled",)] > 0, shapes  # the backlog: some were cancelled before any pick-up
 
 
 async def test_a_worker_that_claims_after_the_flag_never_starts_the_graph(

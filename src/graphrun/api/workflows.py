@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
@@ -97,14 +97,14 @@ async def delete_workflow(workflow_id: int, state: State) -> Response:
 
 
 @router.post("/{workflow_id}/executions", status_code=202, response_model=Submitted)
-async def submit(workflow_id: int, body: ExecutionCreate, state: State, request: Request) -> Submitted:
+async def submit(
+    workflow_id: int, body: ExecutionCreate, state: State, request: Request, background: BackgroundTasks
+) -> Submitted:
     execution = await state.store.create_execution(workflow_id, body.input, body.timeout_s)
-    try:
-        await enqueue(state.broker, execution.id)
-    except Exception as exc:  # noqa: BLE001
-        # Durable submit: the execution is stored, so it is accepted. The sweeper queues a queued
-        # execution that is not on the queue (after GRAPHRUN_REQUEUE_AFTER_S).
-        log.warning("execution %s stored but not queued (%s); the sweeper will queue it", execution.id, exc)
+    # Queued only once the 202 is on its way: a client that cancels the moment it has the id then
+    # (nearly always) sets the cancel flag before any worker can claim the execution, so it never
+    # starts. The execution is stored already, so a lost enqueue delays it, never loses it.
+    background.add_task(_enqueue, state, execution.id)
     url = str(request.url_for("execution_events", execution_id=execution.id))
     if state.auth.enabled:
         url += f"?token={state.auth.token_for(execution.id)}"
@@ -115,3 +115,12 @@ async def submit(workflow_id: int, body: ExecutionCreate, state: State, request:
         workflow_version=execution.workflow_version,
         events_url=url,
     )
+
+
+async def _enqueue(state: State, execution_id: str) -> None:
+    try:
+        await enqueue(state.broker, execution_id)
+    except Exception as exc:  # noqa: BLE001
+        # Durable submit: the sweeper queues a queued execution that is not on the queue (after
+        # GRAPHRUN_REQUEUE_AFTER_S).
+        log.warning("execution %s stored but not queued (%s); the sweeper will queue it", execution_id, exc)

@@ -238,7 +238,7 @@ class ExecutionRunner:
         if isinstance(self.checkpointer, RedisSaver):
             self.checkpointer.attach(execution.id, gate)
         inner = loop.create_task(
-            self._run(execution, writer, gate, started_tasks, done_tasks), name=f"graphrun-run-{execution.id}"
+            self._run(execution, active, writer, gate, started_tasks, done_tasks), name=f"graphrun-run-{execution.id}"
         )
         cancelled = loop.create_task(active.cancel_requested.wait())
         let_go = loop.create_task(active.let_go.wait())
@@ -397,9 +397,20 @@ class ExecutionRunner:
                 log.info("execution %s: the graph build it waited for was cancelled; building again", execution.id)
 
     async def _run(
-        self, execution: Execution, writer: EventWriter, gate: RunGate, started_tasks: set[str], done_tasks: set[str]
+        self,
+        execution: Execution,
+        active: _Active,
+        writer: EventWriter,
+        gate: RunGate,
+        started_tasks: set[str],
+        done_tasks: set[str],
     ) -> Any:
         graph = await self._graph(execution)
+        # The last look before the first node: a cancel sent the moment the client had the id may
+        # land while this worker claimed the execution and fetched its graph.
+        if execution.attempt == 1 and await self.cancels.requested(execution.id):
+            active.cancel_requested.set()  # decides the outcome; this run is then cancelled
+            await asyncio.Event().wait()
         config: dict[str, Any] = {
             "recursion_limit": self.recursion_limit,
             "configurable": {"execution_id": execution.id, "thread_id": execution.id},
@@ -414,7 +425,7 @@ class ExecutionRunner:
 
         # LangGraph's custom stream chunks do not name their node; while exactly one task runs in a
         # namespace it is that task's (parallel branches leave ``node`` null).
-        active: dict[tuple[str, ...], dict[str, str]] = {}
+        running: dict[tuple[str, ...], dict[str, str]] = {}
         final: Any = None
         async for ns, mode, chunk in graph.astream(
             run_input,
@@ -428,7 +439,7 @@ class ExecutionRunner:
         ):
             scope: dict[str, Any] = {"namespace": list(ns)} if ns else {}
             if mode == "tasks":
-                tasks = active.setdefault(ns, {})
+                tasks = running.setdefault(ns, {})
                 task_id = chunk["id"]
                 if "input" in chunk:
                     tasks[task_id] = chunk["name"]
@@ -443,7 +454,7 @@ class ExecutionRunner:
                         )
                     gate.result_seen(task_id)  # its checkpoint writes may go now (after this event)
             elif mode == "custom":
-                tasks = active.get(ns) or {}
+                tasks = running.get(ns) or {}
                 node_task = next(iter(tasks.items())) if len(tasks) == 1 else None
                 if node_task is None or node_task[0] not in done_tasks:
                     node = node_task[1] if node_task else None
