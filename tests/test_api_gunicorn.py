@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import httpx
 
 from graphrun.embedded import free_port
 from graphrun.settings import Settings
+from tests.helpers import chain_workflow, submit
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -121,3 +123,92 @@ def test_a_60_s_stream_outlives_a_5_s_gunicorn_timeout(settings: Settings, tmp_p
                 proc.send_signal(signal.SIGTERM)
             for proc in (api, worker):
                 proc.wait(30)
+
+
+async def test_gauges_sum_over_gunicorn_workers_and_drop_a_killed_ones_share(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Under `graphrun api` (prometheus multiprocess mode) /metrics adds up the SSE clients and hub
+    streams of both Gunicorn workers; a worker killed with its clients leaves the sums at once
+    (Gunicorn's child_exit marks it dead). No graphrun worker runs: the executions stay queued and
+    their streams stay open."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHRUN_") and k != "PROMETHEUS_MULTIPROC_DIR"}
+    env.update(
+        GRAPHRUN_REDIS_URL=settings.redis_url or "",
+        GRAPHRUN_DATABASE_URL=f"sqlite:///{tmp_path / 'shared.db'}",
+        GRAPHRUN_REDIS_PREFIX=settings.redis_prefix,
+        GRAPHRUN_DATA_DIR=str(tmp_path / "data"),
+        GRAPHRUN_PORT=str(port),
+        GRAPHRUN_API_WORKERS="2",
+        GRAPHRUN_LOG_LEVEL="WARNING",
+    )
+    api_log = tmp_path / "api.log"
+    with open(api_log, "wb") as a:
+        api = subprocess.Popen([sys.executable, "-m", "graphrun", "api"], env=env, stdout=a, stderr=a, cwd=tmp_path)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait_ready(url, api, api_log)
+            children = subprocess.check_output(["pgrep", "-P", str(api.pid)]).split()
+            assert len(children) == 2
+
+            async def gauge(client: httpx.AsyncClient, name: str) -> float:
+                text = (await client.get("/metrics")).text
+                values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(f"{name} ")]
+                return values[0] if values else 0.0
+
+            async def wait_gauges(client: httpx.AsyncClient, clients: float, streams: float) -> None:
+                deadline = time.monotonic() + 15
+                while True:
+                    now = (
+                        await gauge(client, "graphrun_sse_clients"),
+                        await gauge(client, "graphrun_stream_hub_streams"),
+                    )
+                    if now == (clients, streams):
+                        return
+                    assert time.monotonic() < deadline, (now, api_log.read_text())
+                    await asyncio.sleep(0.1)
+
+            # Separate connections, so that the streams land on either Gunicorn worker.
+            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+                wf = await chain_workflow(client, steps=1)
+                ids = [(await submit(client, wf["id"]))["execution_id"] for _ in range(3)]
+                streams = [
+                    httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
+                    for _ in range(6)
+                ]
+                responses = []
+                try:
+                    for i, stream in enumerate(streams):
+                        request = stream.build_request("GET", f"/executions/{ids[i % 3]}/events")
+                        responses.append(await stream.send(request, stream=True))
+                        assert responses[-1].status_code == 200
+                    # Each worker follows the streams of its own clients: 3 to 6 in all.
+                    deadline = time.monotonic() + 15
+                    while (clients := await gauge(client, "graphrun_sse_clients")) != 6:
+                        assert time.monotonic() < deadline, clients
+                        await asyncio.sleep(0.1)
+                    assert 3 <= await gauge(client, "graphrun_stream_hub_streams") <= 6
+                    assert 'graphrun_event_loop_stalls_total{role="api"}' in (await client.get("/metrics")).text
+
+                    for pid in children:
+                        os.kill(int(pid), signal.SIGKILL)
+                    deadline = time.monotonic() + 30
+                    while True:
+                        now = subprocess.run(
+                            ["pgrep", "-P", str(api.pid)], check=False, capture_output=True
+                        ).stdout.split()
+                        if len(now) == 2 and not set(now) & set(children):
+                            break
+                        assert time.monotonic() < deadline, now
+                        await asyncio.sleep(0.2)
+                    _wait_ready(url, api, api_log)
+                    await wait_gauges(client, 0, 0)
+                finally:
+                    for response in responses:
+                        await response.aclose()
+                    for stream in streams:
+                        await stream.aclose()
+        finally:
+            api.send_signal(signal.SIGTERM)
+            api.wait(30)

@@ -99,8 +99,9 @@ async def test_a_node_that_blocks_the_event_loop_is_reported(
     client: httpx.AsyncClient, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="graphrun.worker.looplag")
-    stalls_before = REGISTRY.get_sample_value("graphrun_event_loop_stalls_total") or 0.0
-    lags_before = REGISTRY.get_sample_value("graphrun_event_loop_lag_seconds_count") or 0.0
+    worker_role = {"role": "worker"}
+    stalls_before = REGISTRY.get_sample_value("graphrun_event_loop_stalls_total", worker_role) or 0.0
+    lags_before = REGISTRY.get_sample_value("graphrun_event_loop_lag_seconds_count", worker_role) or 0.0
     stop = asyncio.Event()
     worker = asyncio.get_running_loop().create_task(
         run_worker(settings.model_copy(update={"loop_stall_ms": 200}), stop)
@@ -124,5 +125,5 @@ async def test_a_node_that_blocks_the_event_loop_is_reported(
     stalled_ms = float(message.split("stalled for ")[1].split(" ms")[0])
     # The watchdog posts every 100 ms, so it sees at least the block's 600 ms less one interval.
     assert 400 <= stalled_ms < 5000
-    assert (REGISTRY.get_sample_value("graphrun_event_loop_stalls_total") or 0.0) >= stalls_before + 1
-    assert (REGISTRY.get_sample_value("graphrun_event_loop_lag_seconds_count") or 0.0) > lags_before
+    assert (REGISTRY.get_sample_value("graphrun_event_loop_stalls_total", worker_role) or 0.0) >= stalls_before + 1
+    assert (REGISTRY.get_sample_value("graphrun_event_loop_lag_seconds_count", worker_role) or 0.0) > lags_before

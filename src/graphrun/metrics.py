@@ -46,17 +46,20 @@ EXECUTIONS = Counter("graphrun_executions_total", "Executions finished by this p
 RUNNING = Gauge("graphrun_executions_running", "Executions running now", multiprocess_mode="livesum")
 SUBMITTED = Counter("graphrun_executions_submitted_total", "Executions accepted by the API")
 
-# Event loop health (blocking code in a worker).
-LOOP_STALLS = Counter("graphrun_event_loop_stalls_total", "Event-loop stalls over the threshold")
+# Event loop health (blocking code in a worker or an API process); role is "worker" or "api".
+LOOP_STALLS = Counter("graphrun_event_loop_stalls_total", "Event-loop stalls over the threshold", ["role"])
 LOOP_LAG = Histogram(
     "graphrun_event_loop_lag_seconds",
     "Observed event-loop lag",
+    ["role"],
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
-# Streams.
-SSE_CLIENTS = Gauge("graphrun_sse_clients", "SSE clients connected", multiprocess_mode="livesum")
-HUB_STREAMS = Gauge("graphrun_stream_hub_streams", "Streams the hub follows", multiprocess_mode="livesum")
+# Streams (API processes). livesum: a dead process's share leaves the sum once it is marked dead.
+SSE_CLIENTS = Gauge("graphrun_sse_clients", "SSE clients connected now", multiprocess_mode="livesum")
+HUB_STREAMS = Gauge(
+    "graphrun_stream_hub_streams", "Execution streams the stream hub follows now", multiprocess_mode="livesum"
+)
 
 
 def render() -> tuple[bytes, str]:

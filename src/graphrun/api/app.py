@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from graphrun.connections import API_POOL_SIZE, ConnectionName, dedicated_client
 from graphrun.events.hub import StreamHub
 from graphrun.events.log import EventLog
 from graphrun.keys import Keys
+from graphrun.looplag import LoopLagMonitor
 from graphrun.queue import make_broker
 from graphrun.registry import GraphRegistry
 from graphrun.settings import Settings, load_settings
@@ -56,9 +58,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             changes=WorkflowChanges(redis, keys),
             auth=Auth(settings.api_keys, settings.token_ttl_s),
         )
+        # Anything that blocks this loop holds up every request and SSE stream of the process.
+        monitor = LoopLagMonitor(asyncio.get_running_loop(), threshold_s=settings.loop_stall_ms / 1000, role="api")
+        monitor.start()
         try:
             yield
         finally:
+            monitor.stop()
             await hub.stop()
             await broker.shutdown()
             await redis.aclose()

@@ -11,6 +11,7 @@ from graphrun.api.state import AppState, State
 from graphrun.events.follow import Item, Truncated, follow_batches
 from graphrun.events.ids import ZERO, StreamId
 from graphrun.events.model import Event, EventKind
+from graphrun.metrics import SSE_CLIENTS
 from graphrun.store.base import ExecutionStatus
 
 router = APIRouter()
@@ -78,11 +79,17 @@ async def execution_events(
     await state.redis.ping()  # and 503 (not a broken stream) while Redis is away
 
     async def frames() -> AsyncIterator[bytes]:
-        async for batch in follow_batches(
-            state.events, state.hub, execution_id, after, lambda: _stored_terminal(state, execution_id)
-        ):
-            # A burst of events goes out in one write.
-            yield b"".join(_frame(execution_id, item) for item in batch)
+        # Counted while the stream runs: sse-starlette closes this generator when the client goes
+        # away (or the stream ends), which runs the finally.
+        SSE_CLIENTS.inc()
+        try:
+            async for batch in follow_batches(
+                state.events, state.hub, execution_id, after, lambda: _stored_terminal(state, execution_id)
+            ):
+                # A burst of events goes out in one write.
+                yield b"".join(_frame(execution_id, item) for item in batch)
+        finally:
+            SSE_CLIENTS.dec()
 
     return EventSourceResponse(
         frames(),

@@ -35,6 +35,14 @@ class GunicornApp(BaseApplication):  # type: ignore[misc]
         return app
 
 
+def _child_exit(_server: object, worker: Any) -> None:
+    """A Gunicorn worker ended (restarted, killed): drop its share of the live gauges (its SSE
+    clients, its hub's streams) from the machine's /metrics."""
+    from graphrun.metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)
+
+
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
     return {
         "bind": f"{settings.host}:{settings.port}",
@@ -46,6 +54,7 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "loglevel": settings.log_level.lower(),
         "accesslog": None,
         "proc_name": "graphrun-api",
+        "child_exit": _child_exit,
     }
 
 

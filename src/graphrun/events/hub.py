@@ -25,6 +25,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from graphrun.connections import ConnectionName
 from graphrun.events.ids import ZERO, StreamId
 from graphrun.events.model import Entry
+from graphrun.metrics import HUB_STREAMS
 
 log = logging.getLogger("graphrun.events")
 
@@ -128,11 +129,15 @@ class StreamHub:
         self._reader_id: int | None = None
         self._blocked = False
         self._task: asyncio.Task[None] | None = None
+        self._counted = 0  # this hub's share of graphrun_stream_hub_streams
+        self._stopped = False
 
     async def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="graphrun-stream-hub")
 
     async def stop(self) -> None:
+        self._stopped = True
+        self._count()
         if self._task is not None:
             # Cancel until the reader has ended: redis-py can swallow a cancel that lands while it
             # is connecting, and a single one would then leave stop() waiting forever.
@@ -148,11 +153,20 @@ class StreamHub:
     def followed(self) -> int:
         return len(self._subs)
 
+    def _count(self) -> None:
+        """Bring this hub's share of ``graphrun_stream_hub_streams`` to the streams it follows (none
+        once stopped). By increments: other hubs of the process (tests, benchmarks) count in it too."""
+        followed = 0 if self._stopped else len(self._subs)
+        if followed != self._counted:
+            HUB_STREAMS.inc(followed - self._counted)
+            self._counted = followed
+
     async def subscribe(self, key: str) -> Subscription:
         """Follow ``key``: every entry added after this call returns reaches the subscription."""
         sub = Subscription(key, self._buffer)
         subs = self._subs.setdefault(key, set())
         subs.add(sub)
+        self._count()
         try:
             if key not in self._cursors:
                 # Start the shared cursor at the stream's current end; what came before is the
@@ -178,6 +192,7 @@ class StreamHub:
             # The next XREAD simply leaves the key out; no need to wake the reader.
             del self._subs[sub.key]
             self._cursors.pop(sub.key)
+            self._count()
 
     async def _wake_reader(self) -> None:
         # CLIENT UNBLOCK only works once the reader's XREAD is blocked in Redis; retry briefly

@@ -25,11 +25,11 @@ from graphrun.connections import ConnectionName, shared_client
 from graphrun.events.log import EventLog
 from graphrun.keys import Keys
 from graphrun.lease import Leases
+from graphrun.looplag import LoopLagMonitor
 from graphrun.queue import EXECUTE_TASK, enqueue, make_broker
 from graphrun.registry import GraphRegistry
 from graphrun.settings import Settings
 from graphrun.store import open_store
-from graphrun.worker.looplag import LoopLagMonitor
 from graphrun.worker.runner import ExecutionRunner
 from graphrun.worker.sweeper import Sweeper
 from graphrun.worker.threads import release_node_threads, use_node_threads
@@ -98,7 +98,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
 
         # Synchronous nodes get a pool sized for the concurrency; any stall of this loop is reported.
         node_threads = use_node_threads(loop, settings.worker_concurrency)
-        monitor = LoopLagMonitor(loop, threshold_s=settings.loop_stall_ms / 1000, running=runner.running_ids)
+        monitor = LoopLagMonitor(
+            loop, threshold_s=settings.loop_stall_ms / 1000, role="worker", running=runner.running_ids
+        )
         monitor.start()
 
         background = [

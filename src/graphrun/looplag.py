@@ -1,10 +1,13 @@
-"""Watching a worker's event loop for stalls: code that blocks it delays every execution of the process.
+"""Watching a process's event loop for stalls: code that blocks it delays everything the process
+does (a worker's executions, an API process's requests and SSE streams).
 
 A watchdog thread posts a callback to the loop every ``interval_s`` and times how long the loop
 takes to run it. That delay is the loop's lag (``graphrun_event_loop_lag_seconds``). When it passes
-the threshold the loop is stalled: the thread notes, while the stall lasts, which executions are
-running and where the loop's thread is stuck (the innermost frames of its stack), and when the loop
-is back it counts the stall (``graphrun_event_loop_stalls_total``) and logs one line naming them.
+the threshold the loop is stalled: the thread notes, while the stall lasts, where the loop's thread
+is stuck (the innermost frames of its stack) and, in a worker, which executions are running; when
+the loop is back it counts the stall (``graphrun_event_loop_stalls_total``) and logs one line naming
+them. Both metrics carry the process's ``role`` (``worker`` or ``api``), and the log line comes from
+the logger ``graphrun.<role>.looplag``.
 
 The thread never touches the loop's objects but through ``call_soon_threadsafe``, and reads the
 running executions through a callable that only copies a dict's keys.
@@ -19,12 +22,13 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
+from typing import Literal
 
 from graphrun.metrics import LOOP_LAG, LOOP_STALLS
 
-log = logging.getLogger("graphrun.worker.looplag")
-
 _STACK_SHOWN = 3  # innermost frames named in a stall's log line
+
+Role = Literal["worker", "api"]
 
 
 class LoopLagMonitor:
@@ -33,14 +37,22 @@ class LoopLagMonitor:
         loop: asyncio.AbstractEventLoop,
         *,
         threshold_s: float,
-        running: Callable[[], Iterable[str]],
+        role: Role,
+        running: Callable[[], Iterable[str]] | None = None,
         interval_s: float = 0.1,
     ) -> None:
+        """``role`` labels the metrics and names the logger; ``running`` (the ids of the executions
+        running now) is named in a stall's log line when given."""
         self.loop = loop
         self.threshold_s = threshold_s
         self.interval_s = min(interval_s, threshold_s)
+        self.role = role
         self.running = running
         self.stalls = 0
+        self._log = logging.getLogger(f"graphrun.{role}.looplag")
+        # The children are made now so that /metrics shows the role's series (at 0) from the start.
+        self._stall_count = LOOP_STALLS.labels(role=role)
+        self._lag = LOOP_LAG.labels(role=role)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop_thread_id: int | None = None
@@ -65,7 +77,7 @@ class LoopLagMonitor:
             except RuntimeError:
                 return  # the loop is closed
             if answered.wait(self.threshold_s):
-                LOOP_LAG.observe(time.monotonic() - posted)
+                self._lag.observe(time.monotonic() - posted)
             else:
                 # Stalled now: look at what it is doing while it is still doing it.
                 executions = self._running_now()
@@ -74,19 +86,22 @@ class LoopLagMonitor:
                     if self._stop.is_set():
                         return
                 lag = time.monotonic() - posted
-                LOOP_LAG.observe(lag)
-                LOOP_STALLS.inc()
+                self._lag.observe(lag)
+                self._stall_count.inc()
                 self.stalls += 1
-                log.warning(
-                    "event loop stalled for %.0f ms (threshold %.0f ms) at %s; executions running: %s",
+                running = "" if executions is None else f"; executions running: {', '.join(executions) or 'none'}"
+                self._log.warning(
+                    "event loop stalled for %.0f ms (threshold %.0f ms) at %s%s",
                     lag * 1000,
                     self.threshold_s * 1000,
                     where,
-                    ", ".join(executions) or "none",
+                    running,
                 )
             self._stop.wait(self.interval_s)
 
-    def _running_now(self) -> list[str]:
+    def _running_now(self) -> list[str] | None:
+        if self.running is None:
+            return None
         for _ in range(3):
             try:
                 return sorted(self.running())
