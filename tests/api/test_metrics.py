@@ -110,3 +110,26 @@ async def test_a_stall_of_the_api_event_loop_is_counted_as_the_apis(
     stalled_ms = float(messages[0].split("stalled for ")[1].split(" ms")[0])
     assert 300 <= stalled_ms < 5000, messages[0]  # the 500 ms block, less at most one 100 ms interval
     assert "executions running" not in messages[0]
+
+
+async def test_execution_counters(client: httpx.AsyncClient) -> None:
+    """Submitted, running and finished-by-status, as the API and the worker (same process here)
+    count them."""
+    from tests.helpers import read_events
+
+    submitted = await sample(client, "graphrun_executions_submitted_total")
+    succeeded = await sample(client, "graphrun_executions_total", status="succeeded")
+    cancelled = await sample(client, "graphrun_executions_total", status="cancelled")
+    fast = await chain_workflow(client, steps=2)
+    for _ in range(3):
+        await read_events(client, (await submit(client, fast["id"]))["execution_id"])
+    slow = await chain_workflow(client, steps=2, delay_s=60)
+    sub = await submit(client, slow["id"])
+    await wait_status(client, sub["execution_id"], "running")
+    assert await sample(client, "graphrun_executions_running") == 1
+    await client.post(f"/executions/{sub['execution_id']}/cancel")
+    await wait_status(client, sub["execution_id"], "cancelled")
+    assert await sample(client, "graphrun_executions_submitted_total") == submitted + 4
+    assert await sample(client, "graphrun_executions_total", status="succeeded") == succeeded + 3
+    await wait_sample(client, "graphrun_executions_running", 0)
+    assert await sample(client, "graphrun_executions_total", status="cancelled") == cancelled + 1

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from graphrun import metrics
 from graphrun.api.schemas import ExecutionOut, ExecutionPage
 from graphrun.api.state import State, require_key
 from graphrun.errors import ConflictError, NotFoundError
@@ -56,6 +57,7 @@ async def cancel_execution(execution_id: str, state: State) -> ExecutionOut:
             writer = state.events.writer(execution_id, live_ttl_s=0)
             writer.emit(EventKind.CANCELLED)
             await writer.flush()
+            metrics.EXECUTIONS.labels(ExecutionStatus.CANCELLED.value).inc()
             return ExecutionOut.of(cancelled)
         execution = await state.store.get_execution(execution_id)  # claimed meanwhile: it stops at once
     return ExecutionOut.of(execution)

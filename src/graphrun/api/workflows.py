@@ -9,6 +9,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Respons
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from graphrun import metrics
 from graphrun.api.schemas import (
     ExecutionCreate,
     Submitted,
@@ -105,6 +106,7 @@ async def submit(
     # (nearly always) sets the cancel flag before any worker can claim the execution, so it never
     # starts. The execution is stored already, so a lost enqueue delays it, never loses it.
     background.add_task(_enqueue, state, execution.id)
+    metrics.SUBMITTED.inc()
     url = str(request.url_for("execution_events", execution_id=execution.id))
     if state.auth.enabled:
         url += f"?token={state.auth.token_for(execution.id)}"

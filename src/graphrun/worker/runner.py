@@ -27,6 +27,7 @@ from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from graphrun import metrics
 from graphrun.cache import GraphCache
 from graphrun.cancel import CancelBus
 from graphrun.checkpoint.gate import RunGate
@@ -133,6 +134,7 @@ class ExecutionRunner:
         # pushed earlier has already set the flag (the API sets it before it publishes).
         active = self._running[execution_id] = _Active()
         self._idle.clear()
+        metrics.RUNNING.inc()
         heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(execution, active))
         status: ExecutionStatus | str = "abandoned"
         try:
@@ -140,6 +142,7 @@ class ExecutionRunner:
         finally:
             heartbeat.cancel()
             self._running.pop(execution_id, None)
+            metrics.RUNNING.dec()
             if not self._running:
                 self._idle.set()
             if status != "handed over" and not active.lease_lost:
@@ -364,6 +367,7 @@ class ExecutionRunner:
             data["error"] = error
         writer.emit(kind, **data)
         await writer.flush()
+        metrics.EXECUTIONS.labels(status.value).inc()
         return status
 
     async def _store_outcome(

@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from graphrun import metrics
 from graphrun.errors import BackendUnavailableError
 from graphrun.events.log import EventLog
 from graphrun.events.model import EventKind
@@ -139,6 +140,7 @@ class Sweeper:
             error = {"type": "WorkerLost", "message": message}
             if await self.store.finish_execution(execution_id, attempt, ExecutionStatus.FAILED, None, error) is None:
                 return
+            metrics.EXECUTIONS.labels(ExecutionStatus.FAILED.value).inc()
             last = await self.events.last_id(execution_id)
             writer = self.events.writer(
                 execution_id,
