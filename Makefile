@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install lint typecheck test run bench bench-cache bench-cancel bench-e2e bench-stream clean
+.PHONY: install lint typecheck test run bench bench-cache bench-cancel bench-e2e bench-store bench-stream clean
 
 $(UV):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "graphrun needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -47,6 +47,9 @@ bench-cancel: install
 
 bench-e2e: install
 	$(VENV)/bin/python bench/e2e.py
+
+bench-store: install
+	$(VENV)/bin/python bench/store.py
 
 bench-stream: install
 	$(VENV)/bin/python bench/stream.py

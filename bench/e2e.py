@@ -629,9 +629,10 @@ def thread_ticks(pid: int) -> dict[int, int]:
 
 def wall_states(path: Path) -> dict[str, Any]:
     """Where the threads of a process spend wall-clock time, from a py-spy raw file recorded with
-    --idle --native --threads: the event loop's thread, and aiosqlite's one thread per connection."""
-    states: dict[str, Counter[str]] = {"main": Counter(), "aiosqlite": Counter()}
-    threads: dict[str, set[str]] = {"main": set(), "aiosqlite": set()}
+    --idle --native --threads: the event loop's thread, the store's SQLite threads, and aiosqlite's
+    one thread per connection (the SQLite checkpointer)."""
+    states: dict[str, Counter[str]] = {"main": Counter(), "store": Counter(), "aiosqlite": Counter()}
+    threads: dict[str, set[str]] = {"main": set(), "store": set(), "aiosqlite": set()}
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
@@ -646,8 +647,8 @@ def wall_states(path: Path) -> dict[str, Any]:
                 python and python[-1].startswith("EpollSelector.select")
             )
             state = "waiting in epoll (idle)" if idle else "running"
-        elif "_connection_worker_thread" in stack:
-            kind = "aiosqlite"
+        elif "graphrun-sqlite" in thread or "_connection_worker_thread" in stack:
+            kind = "store" if "graphrun-sqlite" in thread else "aiosqlite"
             if "sqlite3InvokeBusyHandler" in stack or ("usleep" in stack and "libsqlite3" in stack):
                 state = "sleeping in SQLite's busy handler (database locked)"
             elif "SimpleQueue_get" in stack:
@@ -1117,9 +1118,10 @@ def render(results: dict[str, Any], meta: dict[str, Any], plan: Plan) -> str:
         add(
             f"py-spy, {prof['rate_hz']} Hz for {prof['seconds']:.0f} s, on graphrun serve during an extra "
             f"concurrency-50 window ({fmt(load.get('runs_per_s'))} runs/s while sampled), `--gil`: only samples "
-            "of the thread holding the GIL, so waits and C code that releases the GIL (SQLite in aiosqlite's thread, "
-            "socket I/O) do not count; the per-thread CPU line shows what those threads cost. Self time = samples "
-            "whose innermost frame is that function, as a share of the process's samples. Then a second window "
+            "of the thread holding the GIL, so waits and C code that releases the GIL (SQLite in the store's "
+            "and aiosqlite's threads, socket I/O) do not count; the per-thread CPU line shows what those threads "
+            "cost. Self time = samples whose innermost frame is that function, as a share of the process's "
+            "samples. Then a second window "
             f"({fmt(wall_load.get('runs_per_s'))} runs/s: native sampling slows the processes), "
             f"{prof['wall_rate_hz']} Hz for {prof['wall_seconds']:.0f} s with `--idle --native --threads`: where "
             "the threads spend wall-clock time, waits included."
@@ -1156,7 +1158,11 @@ def render(results: dict[str, Any], meta: dict[str, Any], plan: Plan) -> str:
                 add(f"wall clock: {wall['error']}")
             elif wall:
                 add("")
-                for kind, label in (("main", "event-loop thread"), ("aiosqlite", "aiosqlite threads")):
+                for kind, label in (
+                    ("main", "event-loop thread"),
+                    ("store", "store's SQLite threads"),
+                    ("aiosqlite", "aiosqlite threads (checkpointer)"),
+                ):
                     w = wall[kind]
                     if not w["samples"]:
                         continue

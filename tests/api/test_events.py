@@ -118,8 +118,6 @@ async def test_hundreds_of_clients_share_a_constant_number_of_redis_connections(
     clients, executions = 300, 10
     baseline = max(int(c["id"]) for c in await redis.client_list())
     handle, server = await start_api(settings)
-    # The worker starts once the API has migrated the database: two processes' migrations are
-    # serialised by a file lock, which cannot be shared by two tasks of one event loop.
     stop_worker = asyncio.Event()
     worker = asyncio.create_task(run_worker(settings, stop_worker))
     try:

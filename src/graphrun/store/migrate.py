@@ -13,7 +13,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 _SCRIPTS = Path(__file__).with_name("migrations")
@@ -39,6 +39,7 @@ def _file_lock(path: Path | None) -> Iterator[None]:
         yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)
+    # flock locks belong to the open file, so two opens in one process exclude each other too.
     with open(path.with_name(path.name + ".migrate-lock"), "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
@@ -47,9 +48,14 @@ def _file_lock(path: Path | None) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-async def upgrade(engine: AsyncEngine) -> None:
+def upgrade_sqlite(engine: Engine) -> None:
+    """Blocking (it waits for the file lock): run it in a thread, never on the event loop."""
     db = engine.url.database
-    sqlite_file = Path(db) if engine.url.get_backend_name() == "sqlite" and db and db != ":memory:" else None
-    with _file_lock(sqlite_file):
-        async with engine.begin() as conn:
-            await conn.run_sync(_upgrade)
+    with _file_lock(Path(db) if db and db != ":memory:" else None), engine.begin() as conn:
+        _upgrade(conn)
+
+
+async def upgrade(engine: AsyncEngine) -> None:
+    """PostgreSQL: the advisory lock is awaited like any query."""
+    async with engine.begin() as conn:
+        await conn.run_sync(_upgrade)
