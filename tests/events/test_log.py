@@ -33,10 +33,10 @@ async def test_ids_count_events_and_batches_are_pipelined(log: EventLog, redis: 
     calls = 0
     original = writer._write
 
-    async def counting(batch):  # type: ignore[no-untyped-def]
+    async def counting(batch, ops):  # type: ignore[no-untyped-def]
         nonlocal calls
         calls += 1
-        await original(batch)
+        return await original(batch, ops)
 
     writer._write = counting  # type: ignore[method-assign]
     ids = [writer.emit(EventKind.CUSTOM, node="n", data={"i": i}) for i in range(500)]
@@ -47,6 +47,34 @@ async def test_ids_count_events_and_batches_are_pipelined(log: EventLog, redis: 
     entries = await log.read("ex1", ZERO, 1000)
     assert len(entries) <= 500 and entries[-1].id == ids[-1]  # trimmed to about maxlen
     assert await redis.ttl(log.keys.events("ex1")) > 60  # live: event TTL + run time
+
+
+async def test_a_script_written_after_events_goes_in_their_round_trip(log: EventLog, redis: Redis) -> None:
+    """What the checkpointer relies on: a script handed over after some events runs after them, and
+    with them (one round trip) when they are still pending; a fenced script is refused."""
+    lease = log.keys.lease("ex-script")
+    await redis.set(lease, "1")
+    writer = log.writer("ex-script", live_ttl_s=30, fence=(lease, 1))
+    calls = 0
+    original = writer._write
+
+    async def counting(batch, ops):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        return await original(batch, ops)
+
+    writer._write = counting  # type: ignore[method-assign]
+    script = """
+    if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+    return redis.call('XLEN', KEYS[2])
+    """
+    key = log.keys.events("ex-script")
+    for i in range(3):
+        writer.emit(EventKind.CUSTOM, node="n", data={"i": i})
+    assert await writer.write_after(script, [lease, key], ["1"]) == 3  # the events were in first
+    assert calls == 1
+    await redis.set(lease, "2")  # another attempt took over
+    assert await writer.write_after(script, [lease, key], ["1"]) == 0
 
 
 async def test_terminal_event_closes_and_starts_expiry(log: EventLog, redis: Redis) -> None:
@@ -82,8 +110,8 @@ async def test_a_sealed_writer_takes_only_the_terminal_event(log: EventLog) -> N
 async def test_a_retried_batch_is_not_written_twice(log: EventLog) -> None:
     writer = log.writer("ex3", live_ttl_s=30)
     batch = [(StreamId(1000, 0), {"k": "start", "d": "{}"}), (StreamId(1000, 1), {"k": "custom", "d": "{}"})]
-    await writer._write(batch)
-    await writer._write(batch)  # as if the first reply had been lost
+    await writer._write(batch, [])
+    await writer._write(batch, [])  # as if the first reply had been lost
     assert len(await log.read("ex3", ZERO, 10)) == 2
 
 

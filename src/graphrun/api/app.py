@@ -38,8 +38,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keys = Keys(settings.redis_prefix)
         # Workflow routes check configs against the factories' models: importing the graph code
-        # (LangGraph, LangChain: about 1.5 s) here, in a thread, keeps that off the first request's loop.
-        await asyncio.to_thread(registry.preload)
+        # (LangGraph, LangChain: about 1.5 s) in a thread keeps it off the event loop. Not awaited:
+        # start-up stays short (Gunicorn kills a worker that is silent for its timeout).
+        preload = asyncio.get_running_loop().create_task(asyncio.to_thread(registry.preload))
         store = await open_store(settings.sqlalchemy_url)
         # Redis connections of an API process, whatever the number of SSE clients: the stream hub's
         # reader, at most API_POOL_SIZE shared ones, and one for the task queue (submissions).
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             monitor.stop()
+            await preload  # a thread cannot be cancelled; it ends by itself
             await hub.stop()
             await broker.shutdown()
             await redis.aclose()

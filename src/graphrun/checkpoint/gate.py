@@ -4,24 +4,28 @@ Why: a later attempt resumes from the newest checkpoint and skips every task who
 and it publishes ``node_end`` only for tasks whose ``node_end`` is not in the log yet. So a task's
 result must never be in a checkpoint before its ``node_end`` is in the log, or a crash in between
 loses that event for good. LangGraph submits a task's checkpoint writes *before* it streams the
-task's result to the runner, so the checkpointer waits here: until the runner has seen that result
-(and emitted ``node_end``, or decided not to), then until the event writer has flushed. Tasks
-LangGraph does not stream (hidden ones, such as ``__start__``) were never announced, and their
-writes do not wait.
+task's result to the runner, so a task's writes wait here until the runner has seen that result (and
+emitted ``node_end``, or decided not to). They are then handed to the execution's event writer,
+which sends them after every event emitted so far, in the same round trip when it can. Tasks
+LangGraph does not stream (hidden ones, such as ``__start__``) were never announced, and their writes
+do not wait.
 
-And a worker that was paused past its lease must not write checkpoints either: the attempt that took
-over may be reading them (each write checks the lease, as event writes do).
+A worker that was paused past its lease must not write checkpoints either: the attempt that took
+over may be reading them. Each write checks the lease, as event writes do.
 
-What must stay true: a new checkpoint is written only after every task-writes call that started
-before it has landed, since the checkpoint folds those tasks' results in.
+What must stay true: a new checkpoint is handed to the writer only after every task-writes call that
+started before it, since the checkpoint folds those tasks' results in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from typing import Protocol
+
+from redis.typing import EncodableT
+
+from graphrun.errors import FencedError
 
 log = logging.getLogger("graphrun.checkpoint")
 
@@ -30,16 +34,22 @@ log = logging.getLogger("graphrun.checkpoint")
 RESULT_WAIT_S = 5.0
 
 
+class OrderedWriter(Protocol):
+    """What the gate needs of :class:`graphrun.events.log.EventWriter`."""
+
+    async def write_after(self, script: str, keys: list[str], args: list[EncodableT]) -> object: ...
+
+
 class RunGate:
-    def __init__(self, flush: Callable[[], Awaitable[None]], fence: tuple[str, int] | None) -> None:
-        self.fence = fence
-        self._flush = flush
+    def __init__(self, writer: OrderedWriter, fence: tuple[str, int] | None) -> None:
+        self._writer = writer
+        self._fence = fence
         self._results: dict[str, asyncio.Event] = {}
-        self._in_flight: set[asyncio.Event] = set()
+        self._queued: set[asyncio.Event] = set()  # task writes not yet handed to the writer
         self.closed = False
 
     def close(self) -> None:
-        """The outcome is decided: whatever the run still writes is refused (see the saver)."""
+        """The outcome is decided: whatever the run still writes is refused."""
         self.closed = True
 
     def task_started(self, task_id: str) -> None:
@@ -50,26 +60,27 @@ class RunGate:
         """The runner processed this task's result (its ``node_end`` is emitted, or never will be)."""
         self._results.setdefault(task_id, asyncio.Event()).set()
 
-    @asynccontextmanager
-    async def task_writes(self, task_id: str) -> AsyncIterator[None]:
-        landed = asyncio.Event()
-        self._in_flight.add(landed)
+    async def write(self, task_id: str | None, script: str, keys: list[str], args: list[EncodableT]) -> object:
+        """Run ``script`` (KEYS[1] = the lease, ARGV[1] = the attempt, then ``keys`` and ``args``) in
+        its turn: a task's writes (``task_id``) after that task's result, a checkpoint (None) after
+        every task's writes that came before it."""
+        handed = asyncio.Event()
+        if task_id is not None:
+            self._queued.add(handed)
         try:
-            seen = self._results.get(task_id)
-            if seen is not None:
+            if task_id is None:
+                for earlier in list(self._queued):
+                    await earlier.wait()
+            elif (seen := self._results.get(task_id)) is not None:
                 try:
                     await asyncio.wait_for(seen.wait(), RESULT_WAIT_S)
                 except TimeoutError:
-                    log.warning("task %s: no result streamed; its checkpoint writes go ahead", task_id)
-            await self._flush()
-            yield
+                    log.warning("task %s: its result was not streamed in time; checkpoint written anyway", task_id)
+            if self.closed:
+                raise FencedError("the execution's outcome is decided; checkpoint not written")
+            lease_key, attempt = self._fence or ("", 0)
+            pending = self._writer.write_after(script, [lease_key, *keys], [str(attempt), *args])
         finally:
-            landed.set()
-            self._in_flight.discard(landed)
-
-    @asynccontextmanager
-    async def checkpoint(self) -> AsyncIterator[None]:
-        for landed in list(self._in_flight):
-            await landed.wait()
-        await self._flush()
-        yield
+            handed.set()
+            self._queued.discard(handed)
+        return await pending

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
 from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
@@ -83,8 +82,6 @@ class RedisSaver(BaseCheckpointSaver[str]):
         self.redis = redis
         self.keys = keys
         self.ttl_s = ttl_s
-        self._put = redis.register_script(_PUT)
-        self._put_writes = redis.register_script(_PUT_WRITES)
         self._gates: dict[str, RunGate] = {}
 
     def attach(self, thread_id: str, gate: RunGate) -> None:
@@ -94,21 +91,16 @@ class RedisSaver(BaseCheckpointSaver[str]):
     def detach(self, thread_id: str) -> None:
         self._gates.pop(thread_id, None)
 
-    @asynccontextmanager
-    async def _gated(self, thread_id: str, task_id: str | None) -> AsyncIterator[tuple[str, str]]:
-        """Yields the (lease key, attempt) to check, ("", "") when the thread has no fence."""
+    async def _run(
+        self, thread_id: str, task_id: str | None, script: str, keys: list[str], args: list[EncodableT]
+    ) -> None:
+        """Through the thread's gate when a run is attached (ordered after its events, fenced by its
+        lease), else straight to Redis."""
         gate = self._gates.get(thread_id)
-        if gate is None:
-            yield "", ""
-            return
-        async with gate.checkpoint() if task_id is None else gate.task_writes(task_id):
-            if gate.closed:
-                raise FencedError(f"execution {thread_id}: its outcome is decided; checkpoint not written")
-            lease_key, attempt = gate.fence or ("", 0)
-            yield lease_key, str(attempt)
-
-    @staticmethod
-    def _refused(thread_id: str, written: object) -> None:
+        if gate is not None:
+            written = await gate.write(task_id, script, keys, args)
+        else:
+            written = await self.redis.eval(script, len(keys) + 1, "", *keys, "", *args)
         if not written:
             raise FencedError(f"execution {thread_id}: lease lost; checkpoint not written")
 
@@ -131,9 +123,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
         if parent := conf.get("checkpoint_id"):
             args += [f"{member}{_SEP}p", parent]
         keys = [self.keys.checkpoints(thread_id), self.keys.checkpoint_ids(thread_id)]
-        async with self._gated(thread_id, None) as (lease_key, attempt):
-            written = await self._put(keys=[lease_key, *keys], args=[attempt, self.ttl_s, member, *args])
-        self._refused(thread_id, written)
+        await self._run(thread_id, None, _PUT, keys, [self.ttl_s, member, *args])
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint["id"]}}
 
     async def aput_writes(
@@ -153,10 +143,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
             type_, blob = self.serde.dumps_typed(value)
             field = f"{task_id}{_SEP}{WRITES_IDX_MAP.get(channel, idx)}{_SEP}"
             args += [f"{field}c", channel, f"{field}t", type_, f"{field}v", blob, f"{field}p", task_path]
-        thread_id = str(conf["thread_id"])
-        async with self._gated(thread_id, task_id) as (lease_key, attempt):
-            written = await self._put_writes(keys=[lease_key, key], args=[attempt, self.ttl_s, int(replace), *args])
-        self._refused(thread_id, written)
+        await self._run(str(conf["thread_id"]), task_id, _PUT_WRITES, [key], [self.ttl_s, int(replace), *args])
 
     async def adelete_thread(self, thread_id: str) -> None:
         thread_id = str(thread_id)

@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from graphrun.aio import cancel_and_wait
 from graphrun.connections import ConnectionName
 from graphrun.events.ids import ZERO, StreamId
 from graphrun.events.model import Entry
@@ -139,13 +140,7 @@ class StreamHub:
         self._stopped = True
         self._count()
         if self._task is not None:
-            # Cancel until the reader has ended: redis-py can swallow a cancel that lands while it
-            # is connecting, and a single one would then leave stop() waiting forever.
-            while not self._task.done():
-                self._task.cancel()
-                await asyncio.wait([self._task], timeout=0.1)
-            with suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
         if self._reader is not None:
             await self._reader.aclose()
 

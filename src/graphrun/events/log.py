@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import EncodableT
 
 from graphrun.errors import BackendUnavailableError, EventLogError, FencedError
 from graphrun.events.ids import ZERO, StreamId
@@ -55,7 +56,6 @@ class EventLog:
         self.keys = keys
         self.maxlen = maxlen
         self.ttl_s = ttl_s
-        self._fenced_xadd = redis.register_script(_FENCED_XADD)
 
     def writer(
         self,
@@ -146,6 +146,7 @@ class EventWriter:
         self._next_seq = next_seq
         self._last_ms = last_ms
         self._pending: list[tuple[StreamId, dict[str, str]]] = []
+        self._ops: list[_Op] = []
         self._flusher: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
         self.closed = False
@@ -188,9 +189,18 @@ class EventWriter:
         self._pending.append((entry_id, {"k": kind.value, "d": payload, "t": task}))
         if event.terminal:
             self.closed = True
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+        self._start_flusher()
         return entry_id
+
+    async def write_after(self, script: str, keys: list[str], args: list[EncodableT]) -> object:
+        """Run the Lua ``script`` once every event emitted so far is in the log: in the same round trip as
+        the events when they are still pending. Its result, or the exception it raised."""
+        if self._error is not None:
+            raise EventLogError(f"writing the event log of {self.execution_id} failed") from self._error
+        done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._ops.append((script, keys, args, done))
+        self._start_flusher()
+        return await done
 
     async def flush(self) -> None:
         """Wait until everything emitted so far is in Redis; raises if it could not be written."""
@@ -199,57 +209,82 @@ class EventWriter:
         if self._error is not None:
             raise EventLogError(f"writing the event log of {self.execution_id} failed") from self._error
 
+    def _start_flusher(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+
     async def _flush_loop(self) -> None:
-        while self._pending:
+        while self._pending or self._ops:
             batch, self._pending = self._pending, []
+            ops, self._ops = self._ops, []
             try:
-                await self._write(batch)
+                results = await self._write(batch, ops)
             except BaseException as exc:  # noqa: BLE001 - kept and re-raised by flush()/emit()
                 self._error = exc
+                for *_, done in ops + self._ops:
+                    if not done.done():
+                        done.set_exception(exc)
+                self._ops = []
                 return
+            for (*_, done), result in zip(ops, results, strict=True):
+                if not done.done():
+                    if isinstance(result, BaseException):
+                        done.set_exception(result)
+                    else:
+                        done.set_result(result)
 
-    async def _write_fenced(self, batch: Sequence[tuple[StreamId, dict[str, str]]], ttl: int) -> None:
-        assert self._fence is not None
-        lease_key, attempt = self._fence
-        args: list[str | int] = [str(attempt), self._log.maxlen, ttl]
-        for entry_id, fields in batch:
-            args += [str(entry_id), fields["k"], fields["d"], fields["t"]]
-        try:
-            await self._log._fenced_xadd(keys=[self._key, lease_key], args=args)
-        except ResponseError as exc:
-            if str(exc).startswith("FENCED"):
-                raise FencedError(f"{self.execution_id}: attempt {attempt} no longer holds the lease") from None
-            raise
-
-    async def _write(self, batch: Sequence[tuple[StreamId, dict[str, str]]]) -> None:
+    async def _write(self, batch: Sequence[tuple[StreamId, dict[str, str]]], ops: Sequence[_Op]) -> list[object]:
         # Once the terminal event is emitted every later batch holds it: the log starts to expire.
         ttl = self._log.ttl_s if self.closed else self._live_ttl_s
         delay = 0.05
         deadline = time.monotonic() + 30.0
         while True:
             try:
-                if self._fence is not None:
-                    await self._write_fenced(batch, ttl)
-                else:
-                    await self._write_pipelined(batch, ttl)
-                return
+                return await self._send(batch, ops, ttl)
             except (RedisConnectionError, RedisTimeoutError) as exc:
-                # Retrying is safe: ids are chosen here, so a batch that got through is not added again.
+                # Retrying is safe: ids are chosen here, so a batch that got through is not added
+                # again, and the scripts written after events are idempotent.
                 if time.monotonic() > deadline:
                     raise BackendUnavailableError("redis", exc) from exc
                 log.warning("event log write for %s failed (%s); retrying", self.execution_id, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
-    async def _write_pipelined(self, batch: Sequence[tuple[StreamId, dict[str, str]]], ttl: int) -> None:
+    async def _send(
+        self, batch: Sequence[tuple[StreamId, dict[str, str]]], ops: Sequence[_Op], ttl: int
+    ) -> list[object]:
+        """One pipelined round trip: the events (fenced, or plain XADDs), then the scripts, in order."""
+        # EVAL, not EVALSHA: a script Redis does not know (restarted, flushed) would fail alone while
+        # the rest of the pipeline ran, out of order. Redis compiles each script body once.
         pipe = self._log.redis.pipeline(transaction=False)
-        for entry_id, fields in batch:
-            pipe.xadd(self._key, fields, id=str(entry_id), maxlen=self._log.maxlen, approximate=True)  # type: ignore[arg-type]
-        pipe.expire(self._key, ttl)
-        for result in await pipe.execute(raise_on_error=False):
-            # An id not above the last one means an earlier try of this batch got through.
-            if isinstance(result, ResponseError) and "equal or smaller" not in str(result):
-                raise result
+        events = 0
+        if batch and self._fence is not None:
+            lease_key, attempt = self._fence
+            args: list[EncodableT] = [str(attempt), self._log.maxlen, ttl]
+            for entry_id, fields in batch:
+                args += [str(entry_id), fields["k"], fields["d"], fields["t"]]
+            pipe.eval(_FENCED_XADD, 2, self._key, lease_key, *args)
+            events = 1
+        elif batch:
+            for entry_id, fields in batch:
+                pipe.xadd(self._key, fields, id=str(entry_id), maxlen=self._log.maxlen, approximate=True)  # type: ignore[arg-type]
+            pipe.expire(self._key, ttl)
+            events = len(batch) + 1
+        for script, keys, script_args, _ in ops:
+            pipe.eval(script, len(keys), *keys, *script_args)
+        results = await pipe.execute(raise_on_error=False)
+        for result in results[:events]:
+            if isinstance(result, ResponseError):
+                if str(result).startswith("FENCED"):
+                    assert self._fence is not None
+                    raise FencedError(f"{self.execution_id}: attempt {self._fence[1]} no longer holds the lease")
+                # An id not above the last one means an earlier try of this batch got through.
+                if "equal or smaller" not in str(result):
+                    raise result
+        return list(results[events:])
+
+
+_Op = tuple[str, list[str], list[EncodableT], "asyncio.Future[object]"]
 
 
 def _cut(data: dict[str, object]) -> dict[str, object]:

@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from contextlib import AsyncExitStack, suppress
+from contextlib import AsyncExitStack
 
 from taskiq.receiver import Receiver
 
+from graphrun.aio import cancel_and_wait
 from graphrun.cache import GraphCache, WorkflowChanges
 from graphrun.cancel import CancelBus
 from graphrun.checkpoint import open_checkpointer
@@ -118,9 +119,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         finally:
             await _drain(finish, receiving, runner, settings.shutdown_grace_s)
             for task in background:
-                task.cancel()
-                with suppress(asyncio.CancelledError):
-                    await task
+                await cancel_and_wait(task)
             monitor.stop()
             release_node_threads(loop, node_threads)
 
@@ -141,8 +140,6 @@ async def _drain(finish: asyncio.Event, receiving: asyncio.Task[None], runner: E
     try:
         await asyncio.wait_for(receiving, timeout=15)
     except (TimeoutError, asyncio.CancelledError):
-        receiving.cancel()
-        with suppress(asyncio.CancelledError, Exception):
-            await receiving
+        await cancel_and_wait(receiving)
     except Exception as exc:  # noqa: BLE001 - we are leaving anyway
         log.warning("receiver ended with %r", exc)
