@@ -123,6 +123,8 @@ class RedisSaver(BaseCheckpointSaver[str]):
         if parent := conf.get("checkpoint_id"):
             args += [f"{member}{_SEP}p", parent]
         keys = [self.keys.checkpoints(thread_id), self.keys.checkpoint_ids(thread_id)]
+        if (gate := self._gates.get(thread_id)) is not None:
+            gate.namespaces_written.add(ns)
         await self._run(thread_id, None, _PUT, keys, [self.ttl_s, member, *args])
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint["id"]}}
 
@@ -162,6 +164,9 @@ class RedisSaver(BaseCheckpointSaver[str]):
         thread_id = str(conf["thread_id"])
         ns = conf.get("checkpoint_ns", "")
         checkpoint_id = get_checkpoint_id(config)
+        gate = self._gates.get(thread_id)
+        if not checkpoint_id and gate is not None and gate.fresh and ns not in gate.namespaces_written:
+            return None
         if not checkpoint_id:
             newest = cast(
                 list[bytes],

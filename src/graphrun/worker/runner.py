@@ -237,7 +237,7 @@ class ExecutionRunner:
                 attempt=execution.attempt,
             )
         loop = asyncio.get_running_loop()
-        gate = RunGate(writer, fence)
+        gate = RunGate(writer, fence, fresh=execution.attempt == 1)
         if isinstance(self.checkpointer, RedisSaver):
             self.checkpointer.attach(execution.id, gate)
         inner = loop.create_task(
