@@ -37,7 +37,9 @@ RESULT_WAIT_S = 5.0
 class OrderedWriter(Protocol):
     """What the gate needs of :class:`graphrun.events.log.EventWriter`."""
 
-    async def write_after(self, script: str, keys: list[str], args: list[EncodableT]) -> object: ...
+    def write_after(self, script: str, keys: list[str], args: list[EncodableT]) -> asyncio.Future[object]: ...
+
+    async def flush(self) -> None: ...
 
 
 class RunGate:
@@ -48,6 +50,8 @@ class RunGate:
         # up there needs no round trip.
         self.fresh = fresh
         self.namespaces_written: set[str] = set()
+        # Set when a write was refused (the lease moved on) or failed: the run has lost its say.
+        self.refused = False
         self._results: dict[str, asyncio.Event] = {}
         self._queued: set[asyncio.Event] = set()  # task writes not yet handed to the writer
         self.closed = False
@@ -64,10 +68,14 @@ class RunGate:
         """The runner processed this task's result (its ``node_end`` is emitted, or never will be)."""
         self._results.setdefault(task_id, asyncio.Event()).set()
 
-    async def write(self, task_id: str | None, script: str, keys: list[str], args: list[EncodableT]) -> object:
-        """Run ``script`` (KEYS[1] = the lease, ARGV[1] = the attempt, then ``keys`` and ``args``) in
-        its turn: a task's writes (``task_id``) after that task's result, a checkpoint (None) after
-        every task's writes that came before it."""
+    async def write(self, task_id: str | None, script: str, keys: list[str], args: list[EncodableT]) -> None:
+        """Queue ``script`` (KEYS[1] = the lease, ARGV[1] = the attempt, then ``keys`` and ``args``;
+        it returns 0 when the lease is not held) in its turn: a task's writes (``task_id``) after that
+        task's result, a checkpoint (None) after every task's writes that came before it.
+
+        Returns once the write is queued, not once it landed: the writer keeps the order, and the
+        runner flushes the writer before it stores the outcome. So LangGraph's steps never wait for
+        a round trip, and its checkpoint bookkeeping is never behind at the end of a run."""
         handed = asyncio.Event()
         if task_id is not None:
             self._queued.add(handed)
@@ -84,8 +92,19 @@ class RunGate:
             if self.closed:
                 raise FencedError("the execution's outcome is decided; checkpoint not written")
             lease_key, attempt = self._fence or ("", 0)
-            pending = self._writer.write_after(script, [lease_key, *keys], [str(attempt), *args])
+            self._writer.write_after(script, [lease_key, *keys], [str(attempt), *args]).add_done_callback(self._landed)
         finally:
             handed.set()
             self._queued.discard(handed)
-        return await pending
+
+    async def settle(self) -> None:
+        """Wait until everything queued has landed (before reading checkpoints back)."""
+        await self._writer.flush()
+
+    def _landed(self, done: asyncio.Future[object]) -> None:
+        if done.cancelled():
+            return
+        if (exc := done.exception()) is not None or not done.result():
+            if not self.refused:
+                log.warning("a checkpoint write was refused or failed (%s): this attempt has lost its say", exc)
+            self.refused = True

@@ -98,10 +98,8 @@ class RedisSaver(BaseCheckpointSaver[str]):
         lease), else straight to Redis."""
         gate = self._gates.get(thread_id)
         if gate is not None:
-            written = await gate.write(task_id, script, keys, args)
-        else:
-            written = await self.redis.eval(script, len(keys) + 1, "", *keys, "", *args)
-        if not written:
+            await gate.write(task_id, script, keys, args)
+        elif not await self.redis.eval(script, len(keys) + 1, "", *keys, "", *args):
             raise FencedError(f"execution {thread_id}: lease lost; checkpoint not written")
 
     # -- writing --------------------------------------------------------------------------------
@@ -167,6 +165,8 @@ class RedisSaver(BaseCheckpointSaver[str]):
         gate = self._gates.get(thread_id)
         if not checkpoint_id and gate is not None and gate.fresh and ns not in gate.namespaces_written:
             return None
+        if gate is not None:
+            await gate.settle()  # what this run queued is readable once it landed
         if not checkpoint_id:
             newest = cast(
                 list[bytes],

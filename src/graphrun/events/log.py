@@ -192,15 +192,16 @@ class EventWriter:
         self._start_flusher()
         return entry_id
 
-    async def write_after(self, script: str, keys: list[str], args: list[EncodableT]) -> object:
-        """Run the Lua ``script`` once every event emitted so far is in the log: in the same round trip as
-        the events when they are still pending. Its result, or the exception it raised."""
+    def write_after(self, script: str, keys: list[str], args: list[EncodableT]) -> asyncio.Future[object]:
+        """Queue the Lua ``script`` to run once every event emitted so far is in the log: in the same
+        round trip as the events when they are still pending. The future holds its result, or the
+        exception it raised; queued scripts run in the order they were queued."""
         if self._error is not None:
             raise EventLogError(f"writing the event log of {self.execution_id} failed") from self._error
         done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._ops.append((script, keys, args, done))
         self._start_flusher()
-        return await done
+        return done
 
     async def flush(self) -> None:
         """Wait until everything emitted so far is in Redis; raises if it could not be written."""

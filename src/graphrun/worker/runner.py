@@ -263,7 +263,11 @@ class ExecutionRunner:
         if isinstance(self.checkpointer, RedisSaver):
             saver = self.checkpointer
             inner.add_done_callback(lambda _: saver.detach(execution.id))
-        if writer.fenced or (inner.done() and not inner.cancelled() and isinstance(inner.exception(), FencedError)):
+        if (
+            writer.fenced
+            or gate.refused
+            or (inner.done() and not inner.cancelled() and isinstance(inner.exception(), FencedError))
+        ):
             active.lease_lost = True
         if active.let_go.is_set() or active.lease_lost:
             if not inner.done():
