@@ -126,14 +126,23 @@ class ExecutionRunner:
         if execution is None:
             log.info("execution %s was not queued any more (cancelled or taken); skipped", execution_id)
             return
-        if not await self.leases.acquire(execution_id, execution.attempt):
+        # Registered before the flag is read: a cancel pushed from now on reaches cancel(), and one
+        # pushed earlier has already set the flag (the API sets it before it publishes). The lease
+        # and the flag are asked for at once: one round trip's wait instead of two.
+        active = self._running[execution_id] = _Active()
+        self._idle.clear()
+        acquired, flagged = await asyncio.gather(
+            self.leases.acquire(execution_id, execution.attempt), self.cancels.requested(execution_id)
+        )
+        if not acquired:
+            self._running.pop(execution_id, None)
+            if not self._running:
+                self._idle.set()
             # Unreachable unless an earlier attempt's lease still stands: let the sweeper decide.
             log.warning("execution %s attempt %s: lease taken; not run", execution_id, execution.attempt)
             return
-        # Registered before the flag is read: a cancel pushed from now on reaches cancel(), and one
-        # pushed earlier has already set the flag (the API sets it before it publishes).
-        active = self._running[execution_id] = _Active()
-        self._idle.clear()
+        if flagged:
+            active.cancel_requested.set()
         metrics.RUNNING.inc()
         heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(execution, active))
         status: ExecutionStatus | str = "abandoned"
@@ -222,8 +231,6 @@ class ExecutionRunner:
             )
         else:
             writer = self.events.writer(execution.id, live_ttl_s=timeout_s, fence=fence)
-        if await self.cancels.requested(execution.id):
-            active.cancel_requested.set()
         if active.cancel_requested.is_set():
             # Cancelled while it was being picked up: it never ran, so its log is just `cancelled`.
             return await self._finish(execution, writer, ExecutionStatus.CANCELLED, EventKind.CANCELLED)
