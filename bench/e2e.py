@@ -1247,7 +1247,10 @@ def main() -> int:
             "# Benchmarks\n\nWritten by `make bench` (bench/e2e.py); do not edit by hand. "
             "Every figure below comes from one run on the machine named in its header.\n\n"
         )
-        args.out.write_text(preamble + report.replace("# end to end", "## End to end", 1))
+        # What the profiles found and what was changed: written by people, kept beside the bench.
+        findings = ROOT / "bench" / "FINDINGS.md"
+        notes = "\n" + findings.read_text() if findings.is_file() else ""
+        args.out.write_text(preamble + report.replace("# end to end", "## End to end", 1) + notes)
         (args.out.with_suffix(".json")).write_text(json.dumps({"meta": meta, "results": results}, indent=1))
         log(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
     return 0
