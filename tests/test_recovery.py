@@ -205,12 +205,16 @@ async def test_executions_fail_after_max_attempts(
         for attempt in (1, 2):
             await wait_for_row(client, sub["execution_id"], status="running", attempt=attempt)
             await asyncio.sleep(0.3)
+            pattern = f"{fast_settings.redis_prefix}ckpt:{sub['execution_id']}*"
+            assert [k async for k in redis.scan_iter(match=pattern)], "no checkpoint written yet"
             workers.kill_and_restart(0)
         rows = await wait_all_finished(client, [sub["execution_id"]], timeout=30)
         assert rows[0]["status"] == "failed"
         assert rows[0]["error"]["type"] == "WorkerLost" and "2 attempts" in rows[0]["error"]["message"]
         events = await read_events(client, sub["execution_id"])
         assert events[-1]["event"] == "error" and events[-1]["data"]["error"]["type"] == "WorkerLost"
+        # Nobody will resume it: its checkpoints are deleted, not left to their TTL.
+        assert [k async for k in redis.scan_iter(match=pattern)] == []
     finally:
         workers.stop()
 

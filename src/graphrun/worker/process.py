@@ -84,6 +84,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             interval_s=settings.sweep_interval_s,
             max_attempts=settings.max_attempts,
             requeue_after_s=settings.requeue_after_s,
+            forget_checkpoints=checkpointer.adelete_thread,
         )
 
         # Imports happen now, not on the event loop in the middle of the first executions.

@@ -51,6 +51,7 @@ class Sweeper:
         interval_s: float,
         max_attempts: int,
         requeue_after_s: float,
+        forget_checkpoints: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.redis = redis
@@ -61,6 +62,8 @@ class Sweeper:
         self.interval_s = interval_s
         self.max_attempts = max_attempts
         self.requeue_after_s = requeue_after_s
+        # An execution failed here has no runner left to delete its checkpoints.
+        self.forget_checkpoints = forget_checkpoints
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
 
     async def run(self) -> None:
@@ -141,6 +144,11 @@ class Sweeper:
             if await self.store.finish_execution(execution_id, attempt, ExecutionStatus.FAILED, None, error) is None:
                 return
             metrics.EXECUTIONS.labels(ExecutionStatus.FAILED.value).inc()
+            if self.forget_checkpoints is not None:
+                try:
+                    await self.forget_checkpoints(execution_id)
+                except Exception as exc:  # noqa: BLE001 - only space is lost (they expire)
+                    log.info("execution %s: checkpoints not deleted (%s)", execution_id, exc)
             last = await self.events.last_id(execution_id)
             writer = self.events.writer(
                 execution_id,
