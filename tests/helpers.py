@@ -179,7 +179,8 @@ def process_env(s: Any, **extra: str) -> dict[str, str]:
     import os
     from pathlib import Path
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHRUN_")}
+    # The CLI chooses the metrics directory of the processes it starts; an inherited one is not ours.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHRUN_") and k != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(
         GRAPHRUN_REDIS_URL=s.redis_url or "",
         GRAPHRUN_DATABASE_URL=s.sqlalchemy_url.replace("sqlite+aiosqlite:", "sqlite:", 1),

@@ -15,7 +15,7 @@ import httpx
 
 from graphrun.embedded import free_port
 from graphrun.settings import Settings
-from tests.helpers import chain_workflow, submit
+from tests.helpers import chain_workflow, process_env, submit
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -33,11 +33,8 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 def test_api_under_gunicorn_with_separate_workers(settings: Settings, tmp_path: Path) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHRUN_")}
-    env.update(
-        GRAPHRUN_REDIS_URL=settings.redis_url or "",
-        GRAPHRUN_DATABASE_URL=f"sqlite:///{tmp_path / 'shared.db'}",
-        GRAPHRUN_REDIS_PREFIX=settings.redis_prefix,
+    env = process_env(
+        settings,
         GRAPHRUN_PORT=str(port),
         GRAPHRUN_API_WORKERS="2",
         GRAPHRUN_HEARTBEAT_S="0.5",
@@ -82,16 +79,7 @@ def test_a_60_s_stream_outlives_a_5_s_gunicorn_timeout(settings: Settings, tmp_p
     """Gunicorn's `timeout` watches the worker's event loop, not the requests: an SSE client of a
     60 s execution is served to the end and no Gunicorn worker is restarted."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHRUN_")}
-    env.update(
-        GRAPHRUN_REDIS_URL=settings.redis_url or "",
-        GRAPHRUN_DATABASE_URL=f"sqlite:///{tmp_path / 'shared.db'}",
-        GRAPHRUN_REDIS_PREFIX=settings.redis_prefix,
-        GRAPHRUN_PORT=str(port),
-        GRAPHRUN_API_WORKERS="2",
-        GRAPHRUN_API_TIMEOUT_S="5",
-        GRAPHRUN_LOG_LEVEL="INFO",
-    )
+    env = process_env(settings, GRAPHRUN_PORT=str(port), GRAPHRUN_API_WORKERS="2", GRAPHRUN_API_TIMEOUT_S="5")
     api_log, worker_log = tmp_path / "api.log", tmp_path / "worker.log"
     with open(api_log, "wb") as a, open(worker_log, "wb") as w:
         api = subprocess.Popen([sys.executable, "-m", "graphrun", "api"], env=env, stdout=a, stderr=a, cwd=tmp_path)
@@ -133,16 +121,7 @@ async def test_gauges_sum_over_gunicorn_workers_and_drop_a_killed_ones_share(
     (Gunicorn's child_exit marks it dead). No graphrun worker runs: the executions stay queued and
     their streams stay open."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHRUN_") and k != "PROMETHEUS_MULTIPROC_DIR"}
-    env.update(
-        GRAPHRUN_REDIS_URL=settings.redis_url or "",
-        GRAPHRUN_DATABASE_URL=f"sqlite:///{tmp_path / 'shared.db'}",
-        GRAPHRUN_REDIS_PREFIX=settings.redis_prefix,
-        GRAPHRUN_DATA_DIR=str(tmp_path / "data"),
-        GRAPHRUN_PORT=str(port),
-        GRAPHRUN_API_WORKERS="2",
-        GRAPHRUN_LOG_LEVEL="WARNING",
-    )
+    env = process_env(settings, GRAPHRUN_PORT=str(port), GRAPHRUN_API_WORKERS="2", GRAPHRUN_LOG_LEVEL="WARNING")
     api_log = tmp_path / "api.log"
     with open(api_log, "wb") as a:
         api = subprocess.Popen([sys.executable, "-m", "graphrun", "api"], env=env, stdout=a, stderr=a, cwd=tmp_path)

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from graphrun.errors import BadEventIdError
 from graphrun.events.ids import ZERO, StreamId
-from graphrun.events.log import EventLog
+from graphrun.events.log import EventLog, EventWriter
 from graphrun.events.model import EventKind
 from graphrun.keys import Keys
 
@@ -28,22 +28,27 @@ def test_stream_ids_compare_as_numbers() -> None:
             StreamId.parse(bad)
 
 
-async def test_ids_count_events_and_batches_are_pipelined(log: EventLog, redis: Redis) -> None:
-    writer = log.writer("ex1", live_ttl_s=30)
-    calls = 0
+def count_round_trips(writer: EventWriter) -> list[int]:
+    """Count the writer's round trips to Redis, in the returned one-item list."""
+    calls = [0]
     original = writer._write
 
     async def counting(batch, ops):  # type: ignore[no-untyped-def]
-        nonlocal calls
-        calls += 1
+        calls[0] += 1
         return await original(batch, ops)
 
     writer._write = counting  # type: ignore[method-assign]
+    return calls
+
+
+async def test_ids_count_events_and_batches_are_pipelined(log: EventLog, redis: Redis) -> None:
+    writer = log.writer("ex1", live_ttl_s=30)
+    calls = count_round_trips(writer)
     ids = [writer.emit(EventKind.CUSTOM, node="n", data={"i": i}) for i in range(500)]
     await writer.flush()
     assert [i.seq for i in ids] == list(range(500))
     assert ids == sorted(ids)
-    assert calls < 10, f"{calls} round trips for 500 events produced together"
+    assert calls[0] < 10, f"{calls[0]} round trips for 500 events produced together"
     entries = await log.read("ex1", ZERO, 1000)
     assert len(entries) <= 500 and entries[-1].id == ids[-1]  # trimmed to about maxlen
     assert await redis.ttl(log.keys.events("ex1")) > 60  # live: event TTL + run time
@@ -55,15 +60,7 @@ async def test_a_script_written_after_events_goes_in_their_round_trip(log: Event
     lease = log.keys.lease("ex-script")
     await redis.set(lease, "1")
     writer = log.writer("ex-script", live_ttl_s=30, fence=(lease, 1))
-    calls = 0
-    original = writer._write
-
-    async def counting(batch, ops):  # type: ignore[no-untyped-def]
-        nonlocal calls
-        calls += 1
-        return await original(batch, ops)
-
-    writer._write = counting  # type: ignore[method-assign]
+    calls = count_round_trips(writer)
     script = """
     if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
     return redis.call('XLEN', KEYS[2])
@@ -72,7 +69,7 @@ async def test_a_script_written_after_events_goes_in_their_round_trip(log: Event
     for i in range(3):
         writer.emit(EventKind.CUSTOM, node="n", data={"i": i})
     assert await writer.write_after(script, [lease, key], ["1"]) == 3  # the events were in first
-    assert calls == 1
+    assert calls == [1]
     await redis.set(lease, "2")  # another attempt took over
     assert await writer.write_after(script, [lease, key], ["1"]) == 0
 

@@ -135,9 +135,7 @@ class ExecutionRunner:
             self.leases.acquire(execution_id, execution.attempt), self.cancels.requested(execution_id)
         )
         if not acquired:
-            self._running.pop(execution_id, None)
-            if not self._running:
-                self._idle.set()
+            self._forget_running(execution_id)
             # Unreachable unless an earlier attempt's lease still stands: let the sweeper decide.
             log.warning("execution %s attempt %s: lease taken; not run", execution_id, execution.attempt)
             return
@@ -150,10 +148,8 @@ class ExecutionRunner:
             status = await self._execute_claimed(execution, active)
         finally:
             heartbeat.cancel()
-            self._running.pop(execution_id, None)
+            self._forget_running(execution_id)
             metrics.RUNNING.dec()
-            if not self._running:
-                self._idle.set()
             if status != "handed over" and not active.lease_lost:
                 try:
                     await self.leases.release(execution_id, execution.attempt)
@@ -170,6 +166,11 @@ class ExecutionRunner:
             status,
             (time.monotonic() - active.started) * 1000,
         )
+
+    def _forget_running(self, execution_id: str) -> None:
+        self._running.pop(execution_id, None)
+        if not self._running:
+            self._idle.set()
 
     async def _heartbeat(self, execution: Execution, active: _Active) -> None:
         """Renew the lease every third of its time; if it is gone, stop the run (another attempt
