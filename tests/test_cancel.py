@@ -4,6 +4,7 @@ no one can stop (their execution ends at once, whatever they return later is dro
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -61,11 +62,15 @@ async def test_cancel_inside_a_30_s_node_arrives_within_one_second(client: httpx
     assert again.status_code == 202 and again.json()["status"] == "cancelled"
 
 
-async def test_cancel_racing_the_pick_up_is_never_lost(client: httpx.AsyncClient) -> None:
-    """Cancel sent the moment submit returns. One after another, 100 times, on an idle worker ready to
-    pick each up at once: every one ends cancelled and none runs a node. Then 100 such pairs at once:
-    every one ends cancelled; where the client's own burst delayed a cancel past the worker's pick-up,
-    the first node is interrupted at once (see the README: a race won by a margin, not a lock)."""
+async def test_cancel_racing_the_pick_up_is_never_lost(client: httpx.AsyncClient, settings: Settings) -> None:
+    """Cancel sent the moment submit returns, on an idle worker ready to pick each up at once, 100
+    times one after another: every one ends cancelled and none runs a node (the worker holds a fresh
+    execution's first node for its start grace, and no client follows these). Then 100 such pairs at
+    once, where client, API and worker share this one event loop: every one ends cancelled, and one
+    that ran a node had its cancel arrive after its grace was over (the grace is a margin, not a
+    lock; bench/cancel.py measures the race against `graphrun serve`)."""
+    grace_s = settings.start_grace_ms / 1000
+    assert grace_s > 0
     wf = await chain_workflow(client, steps=2, delay_s=30)
 
     async def submit_then_cancel() -> str:
@@ -74,31 +79,25 @@ async def test_cancel_racing_the_pick_up_is_never_lost(client: httpx.AsyncClient
         assert response.status_code == 202, response.text
         return execution_id
 
-    async def outcome(execution_id: str) -> tuple[dict, tuple[str, ...], list[dict]]:
+    async def outcome(execution_id: str) -> tuple[dict, tuple[str, ...]]:
         ex = await wait_status(client, execution_id, "cancelled", "succeeded", "failed", "timed_out")
-        events = await read_events(client, execution_id)
-        return ex, tuple(e["event"] for e in events), events
+        return ex, tuple(e["event"] for e in await read_events(client, execution_id))
 
     one_by_one = [await submit_then_cancel() for _ in range(100)]
-    shapes: Counter[tuple[str, ...]] = Counter()
-    for ex, kinds, _ in await asyncio.gather(*(outcome(i) for i in one_by_one)):
-        assert ex["status"] == "cancelled", ex
-        shapes[kinds] += 1
-    print(f"\nsubmit→cancel, one by one: {dict(shapes)}")
-    # Cancelled while queued, or found the flag after its claim (before or after `start`): no node.
-    assert set(shapes) <= {("cancelled",), ("start", "cancelled")}, shapes
-
     burst = list(await asyncio.gather(*(submit_then_cancel() for _ in range(100))))
-    shapes.clear()
-    for ex, kinds, events in await asyncio.gather(*(outcome(i) for i in burst)):
-        assert ex["status"] == "cancelled", ex
-        shapes[kinds] += 1
-        assert kinds in {("cancelled",), ("start", "cancelled"), ("start", "node_start", "cancelled")}, kinds
-        if "node_start" in kinds:
-            assert events[1]["data"]["node"] == "step_1"
-            # Interrupted, not run out (a burst of 200 requests on one loop delays some cancels).
-            assert events[-1]["data"]["ts"] - events[1]["data"]["ts"] < 10
-    print(f"submit→cancel, 100 at once: {dict(shapes)}")
+    for name, ids in (("one by one", one_by_one), ("100 at once", burst)):
+        outcomes = await asyncio.gather(*(outcome(i) for i in ids))
+        print(f"\nsubmit→cancel, {name}: {dict(Counter(kinds for _, kinds in outcomes))}")
+        for ex, kinds in outcomes:
+            assert ex["status"] == "cancelled", ex
+            # Cancelled while queued or in its grace (just `cancelled`), or found by the worker's
+            # last look before the first node (`start`, `cancelled`): no node ran.
+            if name == "one by one" or kinds in {("cancelled",), ("start", "cancelled")}:
+                assert kinds in {("cancelled",), ("start", "cancelled")}, (name, kinds)
+                continue
+            assert kinds == ("start", "node_start", "cancelled"), kinds
+            held = dt.datetime.fromisoformat(ex["finished_at"]) - dt.datetime.fromisoformat(ex["started_at"])
+            assert held.total_seconds() >= grace_s, (ex, "a node ran before its grace was over")
 
 
 async def test_a_worker_that_claims_after_the_flag_never_starts_the_graph(

@@ -29,8 +29,15 @@ from tests.helpers import process_env, read_events
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Fast leases so that take-overs happen within the test's time; the defaults are in Settings.
-FAST = {"GRAPHRUN_LEASE_S": "2", "GRAPHRUN_SWEEP_INTERVAL_S": "0.5", "GRAPHRUN_REQUEUE_AFTER_S": "3"}
+# Fast leases so that take-overs happen within the test's time; the defaults are in Settings. No
+# start grace: these tests kill and pause workers mid-node, and read a `running` row as "a node
+# runs" (tests/test_start_grace.py and test_cancel.py cover the grace).
+FAST = {
+    "GRAPHRUN_LEASE_S": "2",
+    "GRAPHRUN_SWEEP_INTERVAL_S": "0.5",
+    "GRAPHRUN_REQUEUE_AFTER_S": "3",
+    "GRAPHRUN_START_GRACE_MS": "0",
+}
 
 
 def worker_env(s: Settings, **extra: str) -> dict[str, str]:

@@ -6,6 +6,12 @@ or sees the flag, so a cancel that races with pick-up is never lost. The API set
 it even reads the execution, and a worker reads it after its claim and before the graph starts: an
 execution the API still found queued therefore never runs a node. A listener that lost Redis
 re-reads the flags of what its worker runs once it is subscribed again.
+
+A cancel sent the moment the submit returned still races the worker's pick-up by a millisecond or
+two, so a worker holds a fresh execution's first node for a short start grace
+(``GRAPHRUN_START_GRACE_MS``, counted from its pick-up). A client that follows the execution's events
+is told about through the same bus: it is watching and can stop the run mid-node, so the worker
+starts at once. The hint is best effort: a lost one costs the grace, never correctness.
 """
 
 from __future__ import annotations
@@ -42,13 +48,24 @@ class CancelBus:
     async def requested(self, execution_id: str) -> bool:
         return bool(await self.redis.exists(self.keys.cancel_flag(execution_id)))
 
+    async def followed(self, execution_id: str) -> None:
+        """Tell every worker that a client follows this execution (it need not wait out its grace)."""
+        await self.redis.publish(self.keys.follow_channel, execution_id)
+
     async def listen(
         self,
         on_cancel: Callable[[str], object],
+        on_followed: Callable[[str], object] | None = None,
         on_subscribed: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """Call ``on_cancel(execution_id)`` for every request, reconnecting after Redis outages.
+        """Call ``on_cancel(execution_id)`` for every request (and ``on_followed`` for every follow
+        hint), reconnecting after Redis outages.
 
         ``on_subscribed`` runs after every (re)subscription: pushes sent while the listener was
         away are lost, so whoever listens re-reads the flags of what it runs."""
-        await listen_forever(self.redis, self.keys.cancel_channel, lambda data: on_cancel(data.decode()), on_subscribed)
+        handlers: dict[str, Callable[[bytes], object]] = {
+            self.keys.cancel_channel: lambda data: on_cancel(data.decode())
+        }
+        if on_followed is not None:
+            handlers[self.keys.follow_channel] = lambda data: on_followed(data.decode())
+        await listen_forever(self.redis, handlers, on_subscribed)

@@ -24,6 +24,12 @@ class Keys:
         return f"{self.prefix}cancel"
 
     @property
+    def follow_channel(self) -> str:
+        """Pub/sub channel on which the API tells every worker process that a client follows a
+        just-submitted execution: it may start before its start grace ends."""
+        return f"{self.prefix}follow"
+
+    @property
     def workflow_channel(self) -> str:
         """Pub/sub channel announcing workflow updates and deletions (graph cache invalidation)."""
         return f"{self.prefix}workflows"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 
 from redis.asyncio import Redis
@@ -21,22 +21,23 @@ log = logging.getLogger("graphrun.pubsub")
 
 async def listen_forever(
     redis: Redis,
-    channel: str,
-    on_message: Callable[[bytes], object],
+    handlers: Mapping[str, Callable[[bytes], object]],
     on_subscribed: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
+    """Call ``handlers[channel](data)`` for every message, on one connection for all the channels."""
+    by_channel = {channel.encode(): handle for channel, handle in handlers.items()}
     backoff = 0.1
     while True:
         pubsub = redis.pubsub(ignore_subscribe_messages=True)
         try:
-            await pubsub.subscribe(channel)
+            await pubsub.subscribe(*handlers)
             backoff = 0.1
             if on_subscribed is not None:
                 await on_subscribed()
             async for message in pubsub.listen():
-                on_message(message["data"])
+                by_channel[message["channel"]](message["data"])
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            log.warning("subscription to %s lost Redis (%s); reconnecting", channel, exc)
+            log.warning("subscription to %s lost Redis (%s); reconnecting", ", ".join(handlers), exc)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
         finally:

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, ge=1, le=100)
     shutdown_grace_s: float = Field(30.0, ge=0)
     loop_stall_ms: int = Field(200, ge=1)
+    # How long after its pick-up a fresh execution's first node waits for a cancel, unless a client
+    # follows its events (see cancel.py): a cancel sent the moment submit returns wins.
+    start_grace_ms: int = Field(500, ge=0, le=10_000)
     graph_cache_size: int = Field(64, ge=1)
     # Where LangGraph checkpoints of running executions live: beside their event log in Redis
     # (one round trip per step), or in the SQL database (one transaction per step).

@@ -75,8 +75,16 @@ async def execution_events(
         raise HTTPException(401, "missing or wrong API key or events token", headers={"WWW-Authenticate": "Bearer"})
     raw = last_event_id_header or last_event_id
     after = StreamId.parse(raw) if raw else ZERO
-    await state.store.get_execution(execution_id)  # 404 before the stream starts
-    await state.redis.ping()  # and 503 (not a broken stream) while Redis is away
+    execution = await state.store.get_execution(execution_id)  # 404 before the stream starts
+    # One Redis call before the stream starts, so that a Redis outage is a 503, not a broken stream.
+    # For an execution that has not run yet it is the follow hint: whoever follows it is watching
+    # and can stop it mid-node, so its worker need not hold it for a cancel (cancel.py).
+    if execution.status is ExecutionStatus.QUEUED or (
+        execution.status is ExecutionStatus.RUNNING and execution.attempt == 1
+    ):
+        await state.cancels.followed(execution_id)
+    else:
+        await state.redis.ping()
 
     async def frames() -> AsyncIterator[bytes]:
         # Counted while the stream runs: sse-starlette closes this generator when the client goes

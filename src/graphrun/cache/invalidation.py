@@ -35,7 +35,7 @@ class WorkflowChanges:
             log.warning("could not announce the change of workflow %s: %s", workflow_id, exc)
 
     async def listen(self, cache: GraphCache) -> None:
-        await listen_forever(self.redis, self.keys.workflow_channel, lambda raw: self._apply(cache, raw))
+        await listen_forever(self.redis, {self.keys.workflow_channel: lambda raw: self._apply(cache, raw)})
 
     @staticmethod
     def _apply(cache: GraphCache, raw: bytes) -> None:

@@ -72,6 +72,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             leases,
             requeue,
             default_timeout_s=settings.execution_timeout_s,
+            start_grace_s=settings.start_grace_ms / 1000,
             checkpointer=checkpointer,
         )
         sweeper = Sweeper(
@@ -106,7 +107,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         monitor.start()
 
         background = [
-            loop.create_task(cancels.listen(runner.cancel, on_subscribed=runner.recheck_cancels)),
+            loop.create_task(cancels.listen(runner.cancel, runner.followed, runner.recheck_cancels)),
             loop.create_task(WorkflowChanges(redis, keys).listen(cache)),
             loop.create_task(cache.prewarm_popular(settings.prewarm_workflows)),
             loop.create_task(sweeper.run()),

@@ -8,6 +8,8 @@ What must stay true:
   already in the log is not published again;
 - every log it writes ends with exactly one terminal event, and starts with ``start`` if the run
   began (one cancelled at pick-up has just ``cancelled``);
+- a first attempt waits, before its first node, until its start grace after the pick-up is over, a
+  client follows it, or a cancel arrives (the last wins without a node having run);
 - the outcome is decided once, by whichever comes first: the run ends, a cancel arrives, the time
   limit passes. A run that is still going then is not waited for (a synchronous node cannot be
   stopped), and nothing it emits or returns afterwards reaches the log or the store;
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +46,9 @@ log = logging.getLogger("graphrun.worker")
 
 STREAM_MODES = ["tasks", "custom", "messages", "values"]
 _VERSION_TIMEOUTS_KEPT = 4096
+# Follow hints kept for executions not claimed yet (a client often attaches before the pick-up):
+# about 1.5 MB; at 200 executions/s, the last 80 s.
+_FOLLOWED_KEPT = 16_384
 
 
 @dataclass
@@ -50,6 +56,8 @@ class _Active:
     """One claimed execution of this process."""
 
     cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set when a client follows the execution: it need not wait out its start grace.
+    followed: asyncio.Event = field(default_factory=asyncio.Event)
     # Set when the run must stop without deciding the outcome: the lease was lost, or this worker
     # is shutting down and hands the execution over.
     let_go: asyncio.Event = field(default_factory=asyncio.Event)
@@ -68,6 +76,7 @@ class ExecutionRunner:
         requeue: Callable[[str], Awaitable[None]],
         *,
         default_timeout_s: float,
+        start_grace_s: float = 0.0,
         checkpointer: BaseCheckpointSaver | None = None,  # type: ignore[type-arg]
         recursion_limit: int = 10_000,
     ) -> None:
@@ -79,6 +88,7 @@ class ExecutionRunner:
         self.requeue = requeue
         self.checkpointer = checkpointer
         self.default_timeout_s = default_timeout_s
+        self.start_grace_s = start_grace_s
         self.recursion_limit = recursion_limit
         self._running: dict[str, _Active] = {}
         self._idle = asyncio.Event()
@@ -88,6 +98,9 @@ class ExecutionRunner:
         self._abandoned: set[asyncio.Task[Any]] = set()
         # Workflow versions never change, so neither does their own time limit.
         self._version_timeouts: dict[tuple[int, int], float | None] = {}
+        # Ids of executions a client follows, not claimed (yet) by this process; oldest first. Most
+        # hints are for other processes' executions: they drop out by number.
+        self._followed: OrderedDict[str, None] = OrderedDict()
 
     @property
     def running(self) -> int:
@@ -103,6 +116,18 @@ class ExecutionRunner:
             return False
         active.cancel_requested.set()
         return True
+
+    def followed(self, execution_id: str) -> None:
+        """A client follows this execution: if it waits out its start grace, it need not."""
+        active = self._running.get(execution_id)
+        if active is not None:
+            active.followed.set()
+            return
+        if self.start_grace_s > 0:
+            # Kept by number, not age: under a backlog the pick-up may come long after the hint.
+            self._followed[execution_id] = None
+            if len(self._followed) > _FOLLOWED_KEPT:
+                self._followed.popitem(last=False)
 
     async def recheck_cancels(self) -> None:
         """Look at the cancel flags of every running execution (a push may have been missed while the
@@ -130,6 +155,9 @@ class ExecutionRunner:
         # pushed earlier has already set the flag (the API sets it before it publishes). The lease
         # and the flag are asked for at once: one round trip's wait instead of two.
         active = self._running[execution_id] = _Active()
+        if execution_id in self._followed:
+            del self._followed[execution_id]
+            active.followed.set()
         self._idle.clear()
         acquired, flagged = await asyncio.gather(
             self.leases.acquire(execution_id, execution.attempt), self.cancels.requested(execution_id)
@@ -232,6 +260,7 @@ class ExecutionRunner:
             )
         else:
             writer = self.events.writer(execution.id, live_ttl_s=timeout_s, fence=fence)
+            await self._start_grace(execution, active)
         if active.cancel_requested.is_set():
             # Cancelled while it was being picked up: it never ran, so its log is just `cancelled`.
             return await self._finish(execution, writer, ExecutionStatus.CANCELLED, EventKind.CANCELLED)
@@ -253,7 +282,7 @@ class ExecutionRunner:
         )
         cancelled = loop.create_task(active.cancel_requested.wait())
         let_go = loop.create_task(active.let_go.wait())
-        # The time limit counts from the claim, graph build included.
+        # The time limit counts from the claim (or the end of the start grace), graph build included.
         remaining = max(0.0, timeout_s - (time.monotonic() - active.started))
         try:
             await asyncio.wait((inner, cancelled, let_go), timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
@@ -308,6 +337,26 @@ class ExecutionRunner:
         return await self._finish(
             execution, writer, ExecutionStatus.SUCCEEDED, EventKind.COMPLETE, output=inner.result()
         )
+
+    async def _start_grace(self, execution: Execution, active: _Active) -> None:
+        """Hold a first attempt for its start grace after its pick-up, unless a client follows it,
+        a cancel arrives or the worker lets it go: a cancel sent the moment submit returned lands in
+        the grace, and the execution ends without a node having run. The grace counts from the
+        pick-up, not the submit: the API queues an execution only once its 202 has gone out, so a
+        busy API that is slow to answer submits (and cancels) does not eat into it."""
+        remaining = self.start_grace_s - (time.monotonic() - active.started)
+        if remaining <= 0 or active.followed.is_set():
+            return
+        waits = [
+            asyncio.ensure_future(event.wait()) for event in (active.followed, active.cancel_requested, active.let_go)
+        ]
+        try:
+            await asyncio.wait(waits, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        # The time limit counts from here: a run that has not started has not used any of it.
+        active.started = time.monotonic()
 
     async def _hand_over(self, execution: Execution) -> str:
         """Back to the queue, lease released, so that another worker resumes it right away."""

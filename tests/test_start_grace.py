@@ -1,0 +1,55 @@
+"""The start grace: a fresh execution's first node waits a moment for a cancel, unless a client
+follows it (then it starts at once)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from graphrun.settings import Settings
+from tests.conftest import ServerHandle
+from tests.graphs import REGISTRY_TOML
+from tests.helpers import chain_workflow, read_events, submit, wait_status
+
+GRACE_S = 3.0
+
+
+@pytest.fixture
+def settings(settings: Settings, tmp_path: Path) -> Settings:
+    toml = tmp_path / "graphrun.toml"
+    toml.write_text(REGISTRY_TOML)
+    return settings.model_copy(update={"config": toml, "start_grace_ms": int(GRACE_S * 1000)})
+
+
+@pytest.fixture
+async def client(api: ServerHandle, worker: None) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api.url, timeout=30) as c:
+        yield c
+
+
+async def test_a_followed_execution_starts_at_once(client: httpx.AsyncClient) -> None:
+    wf = await chain_workflow(client, steps=2)
+    for _ in range(5):  # the hint may reach the worker before or after its claim
+        sub = await submit(client, wf["id"])
+        started = time.monotonic()
+        events = await read_events(client, sub["execution_id"])  # follows it to the end
+        assert [e["event"] for e in events][-1] == "complete"
+        assert time.monotonic() - started < GRACE_S / 2
+
+
+async def test_an_unfollowed_execution_waits_out_its_grace_and_keeps_its_time_limit(
+    client: httpx.AsyncClient,
+) -> None:
+    wf = await chain_workflow(client, steps=2, delay_s=0.2)
+    sub = await submit(client, wf["id"], timeout_s=1.0)  # shorter than the grace: counts after it
+    submitted = time.monotonic()
+    ex = await wait_status(client, sub["execution_id"], "succeeded", "timed_out", "failed", timeout=20)
+    assert ex["status"] == "succeeded", ex
+    assert time.monotonic() - submitted > GRACE_S * 0.8
+    # A client that joins late (after the grace) changes nothing and reads the whole log.
+    kinds = [e["event"] for e in await read_events(client, sub["execution_id"])]
+    assert kinds == ["start", "node_start", "node_end", "node_start", "node_end", "complete"]
