@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from graphrun.settings import Settings
 from graphrun.store import open_store
@@ -28,6 +30,17 @@ def _migrate(settings: Settings) -> None:
     asyncio.run(go())
 
 
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    """The worker's event loop is uvloop's where it exists (as Uvicorn's is in the API): the loop
+    itself is a large share of a worker's CPU per execution (see docs/benchmarks.md)."""
+    try:
+        import uvloop
+    except ImportError:  # not built for every platform; asyncio's own loop works the same
+        asyncio.run(main)
+        return
+    uvloop.run(main)
+
+
 def run_workers(settings: Settings) -> int:
     settings.require_redis_url()
     if settings.worker_processes == 1:
@@ -35,7 +48,7 @@ def run_workers(settings: Settings) -> int:
         from graphrun.worker.process import run_worker
 
         freeze_startup_heap()
-        asyncio.run(run_worker(settings))
+        _run(run_worker(settings))
         return 0
     _migrate(settings)  # once, before the children race for it
     return supervise([worker_command(1) for _ in range(settings.worker_processes)], env=os.environ.copy())
