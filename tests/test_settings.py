@@ -44,6 +44,9 @@ def test_environment_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         ("GRAPHRUN_EXECUTION_TIMEOUT_S", "-1", "GRAPHRUN_EXECUTION_TIMEOUT_S"),
         ("GRAPHRUN_MAX_INPUT_BYTES", "lots", "GRAPHRUN_MAX_INPUT_BYTES"),
         ("GRAPHRUN_LOG_LEVEL", "LOUD", "GRAPHRUN_LOG_LEVEL"),
+        ("GRAPHRUN_START_GRACE_MS", "-1", "GRAPHRUN_START_GRACE_MS"),
+        ("GRAPHRUN_START_GRACE_MS", "60000", "GRAPHRUN_START_GRACE_MS"),
+        ("GRAPHRUN_START_GRACE_MS", "half a second", "GRAPHRUN_START_GRACE_MS"),
     ],
 )
 def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str, fragment: str) -> None:
