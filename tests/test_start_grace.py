@@ -41,11 +41,11 @@ async def test_a_followed_execution_starts_at_once(client: httpx.AsyncClient) ->
         assert time.monotonic() - started < GRACE_S / 2
 
 
-async def test_an_unfollowed_execution_waits_out_its_grace_and_keeps_its_time_limit(
+async def test_an_unfollowed_execution_waits_out_its_grace_within_its_time_limit(
     client: httpx.AsyncClient,
 ) -> None:
     wf = await chain_workflow(client, steps=2, delay_s=0.2)
-    sub = await submit(client, wf["id"], timeout_s=1.0)  # shorter than the grace: counts after it
+    sub = await submit(client, wf["id"], timeout_s=GRACE_S * 3)
     submitted = time.monotonic()
     ex = await wait_status(client, sub["execution_id"], "succeeded", "timed_out", "failed", timeout=20)
     assert ex["status"] == "succeeded", ex
@@ -53,3 +53,17 @@ async def test_an_unfollowed_execution_waits_out_its_grace_and_keeps_its_time_li
     # A client that joins late (after the grace) changes nothing and reads the whole log.
     kinds = [e["event"] for e in await read_events(client, sub["execution_id"])]
     assert kinds == ["start", "node_start", "node_end", "node_start", "node_end", "complete"]
+
+
+async def test_the_grace_takes_at_most_half_the_time_limit(client: httpx.AsyncClient) -> None:
+    """The time limit counts from the claim, grace included; a limit shorter than the grace still
+    leaves the run half of it (here 1 s of 2 s, for two nodes of 0.2 s)."""
+    wf = await chain_workflow(client, steps=2, delay_s=0.2)
+    sub = await submit(client, wf["id"], timeout_s=2.0)
+    ex = await wait_status(client, sub["execution_id"], "succeeded", "timed_out", "failed", timeout=20)
+    assert ex["status"] == "succeeded", ex
+    slow = await submit(client, (await chain_workflow(client, steps=2, delay_s=5))["id"], timeout_s=2.0)
+    submitted = time.monotonic()
+    ex = await wait_status(client, slow["execution_id"], "succeeded", "timed_out", "failed", timeout=20)
+    assert ex["status"] == "timed_out", ex
+    assert 1.8 < time.monotonic() - submitted < 3.5  # the limit, not limit + grace

@@ -260,7 +260,7 @@ class ExecutionRunner:
             )
         else:
             writer = self.events.writer(execution.id, live_ttl_s=timeout_s, fence=fence)
-            await self._start_grace(execution, active)
+            await self._start_grace(active, timeout_s)
         if active.cancel_requested.is_set():
             # Cancelled while it was being picked up: it never ran, so its log is just `cancelled`.
             return await self._finish(execution, writer, ExecutionStatus.CANCELLED, EventKind.CANCELLED)
@@ -282,7 +282,7 @@ class ExecutionRunner:
         )
         cancelled = loop.create_task(active.cancel_requested.wait())
         let_go = loop.create_task(active.let_go.wait())
-        # The time limit counts from the claim (or the end of the start grace), graph build included.
+        # The time limit counts from the claim (the API's started_at), start grace and graph build included.
         remaining = max(0.0, timeout_s - (time.monotonic() - active.started))
         try:
             await asyncio.wait((inner, cancelled, let_go), timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
@@ -338,13 +338,14 @@ class ExecutionRunner:
             execution, writer, ExecutionStatus.SUCCEEDED, EventKind.COMPLETE, output=inner.result()
         )
 
-    async def _start_grace(self, execution: Execution, active: _Active) -> None:
+    async def _start_grace(self, active: _Active, timeout_s: float) -> None:
         """Hold a first attempt for its start grace after its pick-up, unless a client follows it,
         a cancel arrives or the worker lets it go: a cancel sent the moment submit returned lands in
         the grace, and the execution ends without a node having run. The grace counts from the
         pick-up, not the submit: the API queues an execution only once its 202 has gone out, so a
         busy API that is slow to answer submits (and cancels) does not eat into it."""
-        remaining = self.start_grace_s - (time.monotonic() - active.started)
+        # The grace is part of the time limit (counted from the claim); it never takes more than half.
+        remaining = min(self.start_grace_s, timeout_s / 2) - (time.monotonic() - active.started)
         if remaining <= 0 or active.followed.is_set():
             return
         waits = [
@@ -355,8 +356,6 @@ class ExecutionRunner:
         finally:
             for waiting in waits:
                 waiting.cancel()
-        # The time limit counts from here: a run that has not started has not used any of it.
-        active.started = time.monotonic()
 
     async def _hand_over(self, execution: Execution) -> str:
         """Back to the queue, lease released, so that another worker resumes it right away."""
