@@ -102,9 +102,10 @@ async def submit(
     workflow_id: int, body: ExecutionCreate, state: State, request: Request, background: BackgroundTasks
 ) -> Submitted:
     execution = await state.store.create_execution(workflow_id, body.input, body.timeout_s)
-    # Queued only once the 202 is on its way: a client that cancels the moment it has the id then
-    # (nearly always) sets the cancel flag before any worker can claim the execution, so it never
-    # starts. The execution is stored already, so a lost enqueue delays it, never loses it.
+    # Queued only once the 202 is on its way: a cancel sent the moment the client has the id then
+    # lands before any worker can claim the execution, or within the start grace its worker holds
+    # it for (worker/runner.py), so it never starts. The execution is stored already, so a lost
+    # enqueue delays it, never loses it.
     background.add_task(_enqueue, state, execution.id)
     metrics.SUBMITTED.inc()
     url = str(request.url_for("execution_events", execution_id=execution.id))

@@ -9,7 +9,7 @@ What must stay true:
 - every log it writes ends with exactly one terminal event, and starts with ``start`` if the run
   began (one cancelled at pick-up has just ``cancelled``);
 - a first attempt waits, before its first node, until its start grace after the pick-up is over, a
-  client follows it, or a cancel arrives (the last wins without a node having run);
+  client follows it, or a cancel arrives (which then wins without a node having run);
 - the outcome is decided once, by whichever comes first: the run ends, a cancel arrives, the time
   limit passes. A run that is still going then is not waited for (a synchronous node cannot be
   stopped), and nothing it emits or returns afterwards reaches the log or the store;
