@@ -20,7 +20,8 @@ baseline.
 The submit/cancel race: against the same server, a client cancels each execution the moment its
 submit returns (POST …/cancel right after the 202), 100 pairs one after another and then 100 pairs
 at once, then 100 pairs one after another with the cancel sent 20 ms after the 202 (a client one
-network round trip away), and counts the executions that ran a node (a `node_start` in their log) and those not
+network round trip away), then 100 where the client opens the event stream and cancels at once,
+and counts the executions that ran a node (a `node_start` in their log) and those not
 stored `cancelled`. The same against a second `graphrun serve` with `GRAPHRUN_START_GRACE_MS=0`:
 the race as it is without the start grace.
 
@@ -44,7 +45,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from importlib.metadata import version
 from pathlib import Path
 
@@ -146,6 +147,15 @@ async def race_counts(url: str, pairs: int) -> dict[str, tuple[int, int, int]]:
             await gr.cancel(execution_id)
             return execution_id
 
+        async def follow_and_cancel() -> str:
+            """Open the event stream and cancel at once (the stream's request goes first)."""
+            execution_id: str = (await gr.submit(wf["id"], {"n": 0}))["execution_id"]
+            follower = asyncio.ensure_future(drain(gr.events(execution_id)))
+            await asyncio.sleep(0)
+            await gr.cancel(execution_id)
+            await follower
+            return execution_id
+
         async def outcome(execution_id: str) -> tuple[bool, bool]:
             kinds = [event.event async for event in gr.events(execution_id)]  # the log, to its end
             status = (await gr.get_execution(execution_id))["status"]
@@ -156,12 +166,18 @@ async def race_counts(url: str, pairs: int) -> dict[str, tuple[int, int, int]]:
             f"{pairs} at once": list(await asyncio.gather(*(submit_then_cancel() for _ in range(pairs)))),
             # A client one network round trip away: its cancel lands that much after the 202 left.
             "one after another, cancel 20 ms after the 202": [await submit_then_cancel(0.02) for _ in range(pairs)],
+            "one after another, follow and cancel at once": [await follow_and_cancel() for _ in range(pairs)],
         }
         counts: dict[str, tuple[int, int, int]] = {}
         for name, ids in patterns.items():
             outcomes = await asyncio.gather(*(outcome(i) for i in ids))
             counts[name] = (len(ids), sum(ran for ran, _ in outcomes), sum(not ok for _, ok in outcomes))
         return counts
+
+
+async def drain(events: AsyncIterator[object]) -> None:
+    async for _ in events:
+        pass
 
 
 def row(name: str, values: list[float]) -> str:

@@ -11,7 +11,8 @@ A cancel sent the moment the submit returned still races the worker's pick-up by
 two, so a worker holds a fresh execution's first node for a short start grace
 (``GRAPHRUN_START_GRACE_MS``, counted from its pick-up). A client that follows the execution's events
 is told about through the same bus: it is watching and can stop the run mid-node, so the worker
-starts at once. The hint is best effort: a lost one costs the grace, never correctness.
+starts 2 ms after the hint (time for a cancel sent together with the stream's request to land). The
+hint is best effort: a lost one costs the grace, never correctness.
 """
 
 from __future__ import annotations

@@ -49,6 +49,9 @@ _VERSION_TIMEOUTS_KEPT = 4096
 # Follow hints kept for executions not claimed yet (a client often attaches before the pick-up):
 # about 1.5 MB; at 200 executions/s, the last 80 s.
 _FOLLOWED_KEPT = 16_384
+# A follow hint ends the start grace this long after it arrived: a client that opens the stream and
+# cancels in the same instant sends both requests together, and its cancel lands within this.
+_FOLLOW_SETTLE_S = 0.002
 
 
 @dataclass
@@ -56,8 +59,9 @@ class _Active:
     """One claimed execution of this process."""
 
     cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
-    # Set when a client follows the execution: it need not wait out its start grace.
+    # Set when a client follows the execution (at followed_at): it need not wait out its grace.
     followed: asyncio.Event = field(default_factory=asyncio.Event)
+    followed_at: float | None = None
     # Set when the run must stop without deciding the outcome: the lease was lost, or this worker
     # is shutting down and hands the execution over.
     let_go: asyncio.Event = field(default_factory=asyncio.Event)
@@ -100,7 +104,7 @@ class ExecutionRunner:
         self._version_timeouts: dict[tuple[int, int], float | None] = {}
         # Ids of executions a client follows, not claimed (yet) by this process; oldest first. Most
         # hints are for other processes' executions: they drop out by number.
-        self._followed: OrderedDict[str, None] = OrderedDict()
+        self._followed: OrderedDict[str, float] = OrderedDict()
 
     @property
     def running(self) -> int:
@@ -121,11 +125,13 @@ class ExecutionRunner:
         """A client follows this execution: if it waits out its start grace, it need not."""
         active = self._running.get(execution_id)
         if active is not None:
-            active.followed.set()
+            if not active.followed.is_set():
+                active.followed_at = time.monotonic()
+                active.followed.set()
             return
-        if self.start_grace_s > 0:
+        if self.start_grace_s > 0 and execution_id not in self._followed:
             # Kept by number, not age: under a backlog the pick-up may come long after the hint.
-            self._followed[execution_id] = None
+            self._followed[execution_id] = time.monotonic()
             if len(self._followed) > _FOLLOWED_KEPT:
                 self._followed.popitem(last=False)
 
@@ -155,8 +161,9 @@ class ExecutionRunner:
         # pushed earlier has already set the flag (the API sets it before it publishes). The lease
         # and the flag are asked for at once: one round trip's wait instead of two.
         active = self._running[execution_id] = _Active()
-        if execution_id in self._followed:
-            del self._followed[execution_id]
+        followed_at = self._followed.pop(execution_id, None)
+        if followed_at is not None:
+            active.followed_at = followed_at
             active.followed.set()
         self._idle.clear()
         acquired, flagged = await asyncio.gather(
@@ -339,23 +346,18 @@ class ExecutionRunner:
         )
 
     async def _start_grace(self, active: _Active, timeout_s: float) -> None:
-        """Hold a first attempt for its start grace after its pick-up, unless a client follows it,
-        a cancel arrives or the worker lets it go: a cancel sent the moment submit returned lands in
-        the grace, and the execution ends without a node having run. The grace counts from the
-        pick-up, not the submit: the API queues an execution only once its 202 has gone out, so a
-        busy API that is slow to answer submits (and cancels) does not eat into it."""
+        """Hold a first attempt for its start grace after its pick-up, until a client follows it (and
+        a few ms more), a cancel arrives or the worker lets it go: a cancel sent the moment submit
+        returned lands in the grace, and the execution ends without a node having run. The grace
+        counts from the pick-up, not the submit: the API queues an execution only once its 202 has
+        gone out, so a busy API that is slow to answer submits (and cancels) does not eat into it."""
         # The grace is part of the time limit (counted from the claim); it never takes more than half.
-        remaining = min(self.start_grace_s, timeout_s / 2) - (time.monotonic() - active.started)
-        if remaining <= 0 or active.followed.is_set():
-            return
-        waits = [
-            asyncio.ensure_future(event.wait()) for event in (active.followed, active.cancel_requested, active.let_go)
-        ]
-        try:
-            await asyncio.wait(waits, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiting in waits:
-                waiting.cancel()
+        ends = active.started + min(self.start_grace_s, timeout_s / 2)
+        stops = (active.cancel_requested, active.let_go)
+        if not active.followed.is_set():
+            await _first_of((active.followed, *stops), ends - time.monotonic())
+        if active.followed_at is not None and not any(event.is_set() for event in stops):
+            await _first_of(stops, min(ends, active.followed_at + _FOLLOW_SETTLE_S) - time.monotonic())
 
     async def _hand_over(self, execution: Execution) -> str:
         """Back to the queue, lease released, so that another worker resumes it right away."""
@@ -532,3 +534,15 @@ class ExecutionRunner:
             elif mode == "values" and not ns:
                 final = chunk
         return final
+
+
+async def _first_of(events: tuple[asyncio.Event, ...], timeout_s: float) -> None:
+    """Wait until one of ``events`` is set, at most ``timeout_s``."""
+    if timeout_s <= 0 or any(event.is_set() for event in events):
+        return
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
