@@ -67,9 +67,10 @@ async def test_cancel_racing_the_pick_up_is_never_lost(client: httpx.AsyncClient
     times one after another: every one ends cancelled and none runs a node (the worker holds a fresh
     execution's first node for its start grace, and no client follows these). The same when the
     client opens the event stream and cancels at once (the follow hint ends the grace only a few ms
-    after it arrives). Then 100 pairs at once, where client, API and worker share this one event loop: every one ends cancelled, and one
-    that ran a node had its cancel arrive after its grace was over (the grace is a margin, not a
-    lock; bench/cancel.py measures the race against `graphrun serve`)."""
+    after it arrives). Then 100 pairs at once, where client, API and worker share this one event
+    loop: every one ends cancelled, and one that ran a node had its cancel arrive after its grace was
+    over (the grace is a margin, not a lock; bench/cancel.py measures the race against `graphrun
+    serve`)."""
     grace_s = settings.start_grace_ms / 1000
     assert grace_s > 0
     wf = await chain_workflow(client, steps=2, delay_s=30)
