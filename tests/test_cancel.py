@@ -105,12 +105,25 @@ async def test_cancel_racing_the_pick_up_is_never_lost(client: httpx.AsyncClient
             assert ex["status"] == "cancelled", ex
             # Cancelled while queued or in its grace (just `cancelled`), or found by the worker's
             # last look before the first node (`start`, `cancelled`): no node ran.
-            if name != "100 at once" or kinds in {("cancelled",), ("start", "cancelled")}:
+            if name == "one by one" or kinds in {("cancelled",), ("start", "cancelled")}:
                 assert kinds in {("cancelled",), ("start", "cancelled")}, (name, kinds)
                 continue
             assert kinds == ("start", "node_start", "cancelled"), kinds
-            held = dt.datetime.fromisoformat(ex["finished_at"]) - dt.datetime.fromisoformat(ex["started_at"])
-            assert held.total_seconds() >= grace_s, (ex, "a node ran before its grace was over")
+            events = await read_events(client, ex["id"])
+            # Interrupted at once, not run out (its node awaits 30 s).
+            assert events[-1]["data"]["ts"] - events[1]["data"]["ts"] < 10, events
+            if name == "100 at once":
+                created, started, finished = (
+                    dt.datetime.fromisoformat(ex[k]) for k in ("created_at", "started_at", "finished_at")
+                )
+                queued_s, held_s = (started - created).total_seconds(), (finished - started).total_seconds()
+                # No grace for one queued for twice the grace (see runner._start_grace).
+                assert held_s >= grace_s or queued_s > 2 * grace_s, (ex, "a node ran before its grace was over")
+        if name == "follow and cancel":
+            # The follower's hint ends the grace 2 ms after it arrives: a margin the cancel sent
+            # with it wins unless this shared loop stalls (bench/cancel.py: 0 of 100 on serve).
+            ran = sum("node_start" in kinds for _, kinds in outcomes)
+            assert ran <= 5, f"{ran} of 100 ran a node"
 
 
 async def test_a_worker_that_claims_after_the_flag_never_starts_the_graph(

@@ -35,7 +35,13 @@ async def listen_forever(
             if on_subscribed is not None:
                 await on_subscribed()
             async for message in pubsub.listen():
-                by_channel[message["channel"]](message["data"])
+                handle = by_channel.get(message.get("channel"))
+                if handle is None:
+                    continue  # not a message of ours (a pong, say)
+                try:
+                    handle(message["data"])
+                except Exception:  # one bad message must not end the subscription
+                    log.exception("a message on %r was not handled", message.get("channel"))
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             log.warning("subscription to %s lost Redis (%s); reconnecting", ", ".join(handlers), exc)
             await asyncio.sleep(backoff)

@@ -34,11 +34,11 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
     """The worker's event loop is uvloop's where it exists (as Uvicorn's is in the API): the loop
     itself is a large share of a worker's CPU per execution (see docs/benchmarks.md)."""
     try:
-        import uvloop
+        from uvloop import run
     except ImportError:  # not built for every platform; asyncio's own loop works the same
         asyncio.run(main)
         return
-    uvloop.run(main)
+    run(main)
 
 
 def run_workers(settings: Settings) -> int:

@@ -267,7 +267,10 @@ class ExecutionRunner:
             )
         else:
             writer = self.events.writer(execution.id, live_ttl_s=timeout_s, fence=fence)
-            await self._start_grace(active, timeout_s)
+            await self._start_grace(execution, active, timeout_s)
+            if active.let_go.is_set() and not active.cancel_requested.is_set():
+                # Let go (shutdown, lost lease) before it started: the next attempt starts it afresh.
+                return "abandoned" if active.lease_lost else await self._hand_over(execution)
         if active.cancel_requested.is_set():
             # Cancelled while it was being picked up: it never ran, so its log is just `cancelled`.
             return await self._finish(execution, writer, ExecutionStatus.CANCELLED, EventKind.CANCELLED)
@@ -345,12 +348,17 @@ class ExecutionRunner:
             execution, writer, ExecutionStatus.SUCCEEDED, EventKind.COMPLETE, output=inner.result()
         )
 
-    async def _start_grace(self, active: _Active, timeout_s: float) -> None:
+    async def _start_grace(self, execution: Execution, active: _Active, timeout_s: float) -> None:
         """Hold a first attempt for its start grace after its pick-up, until a client follows it (and
         a few ms more), a cancel arrives or the worker lets it go: a cancel sent the moment submit
         returned lands in the grace, and the execution ends without a node having run. The grace
         counts from the pick-up, not the submit: the API queues an execution only once its 202 has
         gone out, so a busy API that is slow to answer submits (and cancels) does not eat into it."""
+        # Queued for twice the grace already (a backlog): a cancel sent right after the submit's 202
+        # would have been found at the claim, so holding a worker slot buys nothing. (Twice: the
+        # 202 of a very busy API leaves some time after the execution was stored.)
+        if time.time() - execution.created_at.timestamp() > 2 * self.start_grace_s:
+            return
         # The grace is part of the time limit (counted from the claim); it never takes more than half.
         ends = active.started + min(self.start_grace_s, timeout_s / 2)
         stops = (active.cancel_requested, active.let_go)
