@@ -272,7 +272,7 @@ class ExecutionRunner:
                 # Let go (shutdown, lost lease) before it started: the next attempt starts it afresh.
                 return "abandoned" if active.lease_lost else await self._hand_over(execution)
         if active.cancel_requested.is_set():
-            # Cancelled while it was being picked up: it never ran, so its log is just `cancelled`.
+            # Cancelled while it was being picked up or in its grace: it never ran; its log is just `cancelled`.
             return await self._finish(execution, writer, ExecutionStatus.CANCELLED, EventKind.CANCELLED)
         if execution.attempt > 1 and writer.next_seq > 0:
             writer.emit(EventKind.RESUMED, attempt=execution.attempt)
