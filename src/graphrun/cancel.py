@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
+from graphrun.batch import CommandBatcher
 from graphrun.keys import Keys
 from graphrun.pubsub import listen_forever
 
@@ -31,27 +32,30 @@ FLAG_TTL_S = 24 * 3600
 
 
 class CancelBus:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    """Flags, pushes and hints go through ``batcher`` (the process's own, or one of its own)."""
+
+    def __init__(self, redis: Redis, keys: Keys, *, batcher: CommandBatcher | None = None) -> None:
         self.redis = redis
+        self.batcher = batcher or CommandBatcher(redis)
         self.keys = keys
 
     async def request(self, execution_id: str, *, push: bool = True) -> None:
         """Set the flag, then (unless ``push`` is False) publish the id to every worker."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(self.keys.cancel_flag(execution_id), b"1", ex=FLAG_TTL_S)
-        if push:
-            pipe.publish(self.keys.cancel_channel, execution_id)
-        await pipe.execute()
+        flag = ("SET", self.keys.cancel_flag(execution_id), b"1", "EX", FLAG_TTL_S)
+        commands = [flag, ("PUBLISH", self.keys.cancel_channel, execution_id)] if push else [flag]
+        for reply in await self.batcher.execute(commands):
+            if isinstance(reply, Exception):
+                raise reply
 
     async def withdraw(self, execution_id: str) -> None:
-        await self.redis.delete(self.keys.cancel_flag(execution_id))
+        await self.batcher.call("DEL", self.keys.cancel_flag(execution_id))
 
     async def requested(self, execution_id: str) -> bool:
-        return bool(await self.redis.exists(self.keys.cancel_flag(execution_id)))
+        return bool(await self.batcher.call("EXISTS", self.keys.cancel_flag(execution_id)))
 
     async def followed(self, execution_id: str) -> None:
         """Tell every worker that a client follows this execution (it need not wait out its grace)."""
-        await self.redis.publish(self.keys.follow_channel, execution_id)
+        await self.batcher.call("PUBLISH", self.keys.follow_channel, execution_id)
 
     async def listen(
         self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from graphrun.batch import CommandBatcher
 from graphrun.keys import Keys
 
 _RENEW = """
@@ -29,24 +30,26 @@ return 0
 
 
 class Leases:
-    def __init__(self, redis: Redis, keys: Keys, ttl_s: float) -> None:
+    """Every call goes through ``batcher`` (the process's own, or one of its own): a pick-up's lease
+    and cancel-flag reads share a round trip, and so do those of executions picked up together."""
+
+    def __init__(self, redis: Redis, keys: Keys, ttl_s: float, *, batcher: CommandBatcher | None = None) -> None:
         self.redis = redis
+        self.batcher = batcher or CommandBatcher(redis)
         self.keys = keys
         self.ttl_ms = int(ttl_s * 1000)
-        self._renew = redis.register_script(_RENEW)
-        self._release = redis.register_script(_RELEASE)
 
     def key(self, execution_id: str) -> str:
         return self.keys.lease(execution_id)
 
     async def acquire(self, execution_id: str, attempt: int) -> bool:
-        return bool(await self.redis.set(self.key(execution_id), str(attempt), nx=True, px=self.ttl_ms))
+        return bool(await self.batcher.call("SET", self.key(execution_id), str(attempt), "NX", "PX", self.ttl_ms))
 
     async def renew(self, execution_id: str, attempt: int) -> bool:
-        return bool(await self._renew(keys=[self.key(execution_id)], args=[str(attempt), self.ttl_ms]))
+        return bool(await self.batcher.call("EVAL", _RENEW, 1, self.key(execution_id), str(attempt), self.ttl_ms))
 
     async def release(self, execution_id: str, attempt: int) -> None:
-        await self._release(keys=[self.key(execution_id)], args=[str(attempt)])
+        await self.batcher.call("EVAL", _RELEASE, 1, self.key(execution_id), str(attempt))
 
     async def holders(self, execution_ids: list[str]) -> dict[str, int | None]:
         """The attempt holding each execution's lease, or None where no lease is held."""

@@ -14,6 +14,7 @@ from graphrun.api import errors, events, executions, system, workflows
 from graphrun.api.auth import Auth
 from graphrun.api.limits import BodyLimit
 from graphrun.api.state import AppState
+from graphrun.batch import CommandBatcher
 from graphrun.cache.invalidation import WorkflowChanges
 from graphrun.cancel import CancelBus
 from graphrun.connections import API_POOL_SIZE, ConnectionName, dedicated_client, shared_client
@@ -45,7 +46,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Redis connections of an API process, whatever the number of SSE clients: the stream hub's
         # reader, at most API_POOL_SIZE shared ones, and one for the task queue (submissions).
         redis = shared_client(redis_url, API_POOL_SIZE, name=ConnectionName.API)
-        hub = StreamHub(redis, lambda: dedicated_client(redis_url, name=ConnectionName.STREAM_HUB))
+        # Requests' short commands (catch-up reads, follow hints, cancels) share round trips (batch.py).
+        batcher = CommandBatcher(redis)
+        hub = StreamHub(redis, lambda: dedicated_client(redis_url, name=ConnectionName.STREAM_HUB), batcher=batcher)
         broker = make_broker(redis_url, keys, name=ConnectionName.API, max_connections=1)
         await broker.startup()
         await hub.start()
@@ -55,10 +58,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             registry=registry,
             store=store,
             redis=redis,
-            events=EventLog(redis, keys, maxlen=settings.event_maxlen, ttl_s=settings.event_ttl_s),
+            events=EventLog(redis, keys, maxlen=settings.event_maxlen, ttl_s=settings.event_ttl_s, batcher=batcher),
             hub=hub,
             broker=broker,
-            cancels=CancelBus(redis, keys),
+            cancels=CancelBus(redis, keys, batcher=batcher),
             changes=WorkflowChanges(redis, keys),
             auth=Auth(settings.api_keys, settings.token_ttl_s),
         )
@@ -71,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             monitor.stop()
             await preload  # a thread cannot be cancelled; it ends by itself
             await hub.stop()
+            await batcher.close()
             await broker.shutdown()
             await redis.aclose()
             await store.close()

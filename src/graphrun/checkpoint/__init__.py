@@ -15,6 +15,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
+from graphrun.batch import CommandBatcher
 from graphrun.checkpoint.redis import RedisSaver
 from graphrun.keys import Keys
 from graphrun.settings import Settings
@@ -39,13 +40,18 @@ def checkpoint_ttl_s(settings: Settings) -> int:
 
 @asynccontextmanager
 async def open_checkpointer(
-    settings: Settings, redis: Redis | None = None, *, max_connections: int = 10
+    settings: Settings,
+    redis: Redis | None = None,
+    *,
+    max_connections: int = 10,
+    batcher: CommandBatcher | None = None,
 ) -> AsyncIterator[BaseCheckpointSaver]:  # type: ignore[type-arg]
-    """The configured checkpointer; ``redis`` (the process's shared client) when it is Redis's."""
+    """The configured checkpointer; ``redis`` (the process's shared client, and its ``batcher``)
+    when it is Redis's."""
     if settings.checkpoints == "redis":
         if redis is None:
             raise ValueError("the Redis checkpointer needs the process's Redis client")
-        yield RedisSaver(redis, Keys(settings.redis_prefix), ttl_s=checkpoint_ttl_s(settings))
+        yield RedisSaver(redis, Keys(settings.redis_prefix), ttl_s=checkpoint_ttl_s(settings), batcher=batcher)
         return
     url = make_url(settings.sqlalchemy_url)
     if url.get_backend_name() == "postgresql":

@@ -44,6 +44,7 @@ from langgraph.checkpoint.base import (
 from redis.asyncio import Redis
 from redis.typing import EncodableT
 
+from graphrun.batch import CommandBatcher
 from graphrun.checkpoint.gate import RunGate
 from graphrun.errors import FencedError
 from graphrun.keys import Keys
@@ -77,9 +78,11 @@ def _member(ns: str, checkpoint_id: str) -> str:
 class RedisSaver(BaseCheckpointSaver[str]):
     """Async only: graphrun runs every graph with ``astream``."""
 
-    def __init__(self, redis: Redis, keys: Keys, *, ttl_s: int) -> None:
+    def __init__(self, redis: Redis, keys: Keys, *, ttl_s: int, batcher: CommandBatcher | None = None) -> None:
         super().__init__()
         self.redis = redis
+        # Deleting a finished execution's checkpoints shares round trips with the process's other commands.
+        self.batcher = batcher or CommandBatcher(redis)
         self.keys = keys
         self.ttl_s = ttl_s
         self._gates: dict[str, RunGate] = {}
@@ -148,12 +151,12 @@ class RedisSaver(BaseCheckpointSaver[str]):
     async def adelete_thread(self, thread_id: str) -> None:
         thread_id = str(thread_id)
         ids = self.keys.checkpoint_ids(thread_id)
-        members = cast(list[bytes], await self.redis.zrange(ids, 0, -1))
+        members = cast(list[bytes], await self.batcher.call("ZRANGE", ids, 0, -1))
         doomed = [self.keys.checkpoints(thread_id), ids]
         for member in members:
             ns, _, checkpoint_id = member.decode().partition(_SEP)
             doomed.append(self.keys.checkpoint_writes(thread_id, ns, checkpoint_id))
-        await self.redis.delete(*doomed)
+        await self.batcher.call("DEL", *doomed)
 
     # -- reading --------------------------------------------------------------------------------
 

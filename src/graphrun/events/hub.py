@@ -23,6 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from graphrun.aio import cancel_and_wait
+from graphrun.batch import CommandBatcher
 from graphrun.connections import ConnectionName
 from graphrun.events.ids import ZERO, StreamId
 from graphrun.events.model import Entry
@@ -116,9 +117,17 @@ class StreamHub:
     (single-connection client, no socket timeout shorter than the block)."""
 
     def __init__(
-        self, redis: Redis, connect: Callable[[], Redis], *, block_ms: int = 5000, batch: int = 500, buffer: int = 1000
+        self,
+        redis: Redis,
+        connect: Callable[[], Redis],
+        *,
+        block_ms: int = 5000,
+        batch: int = 500,
+        buffer: int = 1000,
+        batcher: CommandBatcher | None = None,
     ) -> None:
         self._redis = redis
+        self._batcher = batcher or CommandBatcher(redis)
         self._connect_reader = connect
         self._buffer = buffer
         self._subs: dict[str, set[Subscription]] = {}
@@ -166,9 +175,9 @@ class StreamHub:
             if key not in self._cursors:
                 # Start the shared cursor at the stream's current end; what came before is the
                 # subscriber's own catch-up. Anything added from here on is above this id.
-                raw = await self._redis.xrevrange(key, max="+", min="-", count=1)
+                raw = await self._batcher.call("XREVRANGE", key, "+", "-", "COUNT", 1)
                 if key in self._subs and key not in self._cursors:
-                    self._cursors.set(key, StreamId.parse(raw[0][0]) if raw else ZERO)  # type: ignore[arg-type]
+                    self._cursors.set(key, StreamId.parse(raw[0][0]) if raw else ZERO)
                     self._generation += 1
                     self._changed.set()
                     await self._wake_reader()
@@ -196,7 +205,7 @@ class StreamHub:
             if not self._blocked or self._reader_id is None or self._read_generation >= self._generation:
                 return
             try:
-                if await self._redis.client_unblock(self._reader_id):
+                if await self._batcher.call("CLIENT", "UNBLOCK", self._reader_id):
                     return
             except (RedisConnectionError, RedisTimeoutError):
                 return

@@ -20,6 +20,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
 
+from graphrun.batch import Command, CommandBatcher
 from graphrun.errors import BackendUnavailableError, EventLogError, FencedError
 from graphrun.events.ids import ZERO, StreamId
 from graphrun.events.model import TERMINAL_KINDS, Entry, Event, EventKind
@@ -49,10 +50,15 @@ return 1
 
 
 class EventLog:
-    """Shared by writers and readers of every execution's log in one process."""
+    """Shared by writers and readers of every execution's log in one process. Writes and catch-up
+    reads go through ``batcher`` (the process's own, so that they share round trips with its other
+    commands), or one of its own."""
 
-    def __init__(self, redis: Redis, keys: Keys, *, maxlen: int, ttl_s: int) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, *, maxlen: int, ttl_s: int, batcher: CommandBatcher | None = None
+    ) -> None:
         self.redis = redis
+        self.batcher = batcher or CommandBatcher(redis)
         self.keys = keys
         self.maxlen = maxlen
         self.ttl_s = ttl_s
@@ -102,10 +108,10 @@ class EventLog:
     async def read(self, execution_id: str, after: StreamId, count: int) -> list[Entry]:
         """Entries strictly after ``after``, oldest first."""
         try:
-            raw = await self.redis.xrange(self.keys.events(execution_id), min=f"({after}", max="+", count=count)
+            raw = await self.batcher.call("XRANGE", self.keys.events(execution_id), f"({after}", "+", "COUNT", count)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise BackendUnavailableError("redis", exc) from exc
-        return [Entry.from_redis(i, f) for i, f in raw or ()]  # type: ignore[arg-type]
+        return [Entry.from_redis(i, f) for i, f in raw or ()]
 
     async def last_id(self, execution_id: str) -> StreamId | None:
         raw = await self.redis.xrevrange(self.keys.events(execution_id), max="+", min="-", count=1)
@@ -257,26 +263,26 @@ class EventWriter:
     async def _send(
         self, batch: Sequence[tuple[StreamId, dict[str, str]]], ops: Sequence[_Op], ttl: int
     ) -> list[object]:
-        """One pipelined round trip: the events (fenced, or plain XADDs), then the scripts, in order."""
+        """One pipelined round trip, shared with the process's other commands (``EventLog.batcher``):
+        the events (fenced, or plain XADDs), then the scripts, in order."""
         # EVAL, not EVALSHA: a script Redis does not know (restarted, flushed) would fail alone while
         # the rest of the pipeline ran, out of order. Redis compiles each script body once.
-        pipe = self._log.redis.pipeline(transaction=False)
-        events = 0
+        commands: list[Command] = []
         if batch and self._fence is not None:
             lease_key, attempt = self._fence
             args: list[EncodableT] = [str(attempt), self._log.maxlen, ttl]
             for entry_id, fields in batch:
                 args += [str(entry_id), fields["k"], fields["d"], fields["t"]]
-            pipe.eval(_FENCED_XADD, 2, self._key, lease_key, *args)
-            events = 1
+            commands.append(("EVAL", _FENCED_XADD, 2, self._key, lease_key, *args))
         elif batch:
             for entry_id, fields in batch:
-                pipe.xadd(self._key, fields, id=str(entry_id), maxlen=self._log.maxlen, approximate=True)  # type: ignore[arg-type]
-            pipe.expire(self._key, ttl)
-            events = len(batch) + 1
+                flat = [part for pair in fields.items() for part in pair]
+                commands.append(("XADD", self._key, "MAXLEN", "~", self._log.maxlen, str(entry_id), *flat))
+            commands.append(("EXPIRE", self._key, ttl))
+        events = len(commands)
         for script, keys, script_args, _ in ops:
-            pipe.eval(script, len(keys), *keys, *script_args)
-        results = await pipe.execute(raise_on_error=False)
+            commands.append(("EVAL", script, len(keys), *keys, *script_args))
+        results = await self._log.batcher.execute(commands)
         for result in results[:events]:
             if isinstance(result, ResponseError):
                 if str(result).startswith("FENCED"):

@@ -44,8 +44,12 @@ def _default(value: Any) -> Any:
     return repr(value)
 
 
+# One encoder for every event: json.dumps with options builds a new one per call.
+_ENCODER = json.JSONEncoder(default=_default, separators=(",", ":"), ensure_ascii=False)
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, default=_default, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(value)
 
 
 def to_jsonable(value: Any) -> Any:

@@ -19,6 +19,7 @@ from contextlib import AsyncExitStack
 from taskiq.receiver import Receiver
 
 from graphrun.aio import cancel_and_wait
+from graphrun.batch import CommandBatcher
 from graphrun.cache import GraphCache, WorkflowChanges
 from graphrun.cancel import CancelBus
 from graphrun.checkpoint import open_checkpointer
@@ -54,16 +55,20 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         resources.push_async_callback(store.close)
         redis = shared_client(redis_url, name=ConnectionName.WORKER)
         resources.push_async_callback(redis.aclose)
-        checkpointer = await resources.enter_async_context(open_checkpointer(settings, redis))
+        # The hot path's commands (events, checkpoints, leases, cancel flags) of every execution
+        # this process runs share round trips (batch.py).
+        batcher = CommandBatcher(redis)
+        resources.push_async_callback(batcher.close)
+        checkpointer = await resources.enter_async_context(open_checkpointer(settings, redis, batcher=batcher))
         broker = make_broker(redis_url, keys, name=ConnectionName.WORKER)
 
         async def requeue(execution_id: str) -> None:
             await enqueue(broker, execution_id)
 
-        events = EventLog(redis, keys, maxlen=settings.event_maxlen, ttl_s=settings.event_ttl_s)
+        events = EventLog(redis, keys, maxlen=settings.event_maxlen, ttl_s=settings.event_ttl_s, batcher=batcher)
         cache = GraphCache(store, registry, max_entries=settings.graph_cache_size, llm=settings.llm)
-        cancels = CancelBus(redis, keys)
-        leases = Leases(redis, keys, settings.lease_s)
+        cancels = CancelBus(redis, keys, batcher=batcher)
+        leases = Leases(redis, keys, settings.lease_s, batcher=batcher)
         runner = ExecutionRunner(
             store,
             cache,

@@ -1,0 +1,79 @@
+"""The Redis command batcher (graphrun/batch.py), against a real Redis server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from graphrun.batch import CommandBatcher
+
+
+async def test_callers_of_one_moment_share_one_round_trip(redis: Redis, prefix: str) -> None:
+    batcher = CommandBatcher(redis)
+    before = batcher.pipelines
+    replies = await asyncio.gather(
+        *(batcher.execute([("SET", f"{prefix}k{i}", i), ("GET", f"{prefix}k{i}")]) for i in range(50))
+    )
+    assert batcher.pipelines - before == 1
+    # Each caller gets its own replies, in its own order.
+    assert [r[1] for r in replies] == [str(i).encode() for i in range(50)]
+
+
+async def test_a_caller_alone_is_sent_at_once_and_order_holds_across_calls(redis: Redis, prefix: str) -> None:
+    batcher = CommandBatcher(redis)
+    key = f"{prefix}list"
+    for i in range(20):
+        assert await batcher.call("RPUSH", key, i) == i + 1
+    assert batcher.pipelines == 20
+    assert await redis.lrange(key, 0, -1) == [str(i).encode() for i in range(20)]
+
+
+async def test_calls_queued_while_a_pipeline_is_in_flight_go_in_the_next_one(redis: Redis, prefix: str) -> None:
+    batcher = CommandBatcher(redis)
+    first = asyncio.ensure_future(batcher.call("SET", f"{prefix}a", 1))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the first pipeline is on its way
+    rest = [asyncio.ensure_future(batcher.call("INCR", f"{prefix}b")) for _ in range(30)]
+    await asyncio.gather(first, *rest)
+    assert batcher.pipelines == 2
+    assert sorted(r.result() for r in rest) == list(range(1, 31))
+
+
+async def test_a_failing_command_fails_only_itself(redis: Redis, prefix: str) -> None:
+    batcher = CommandBatcher(redis)
+    await redis.set(f"{prefix}str", "x")
+    good, bad = await asyncio.gather(
+        batcher.execute([("SET", f"{prefix}ok", 1), ("GET", f"{prefix}ok")]),
+        batcher.execute([("INCR", f"{prefix}str"), ("GET", f"{prefix}str")]),
+    )
+    assert good == [True, b"1"]
+    assert isinstance(bad[0], ResponseError) and bad[1] == b"x"
+    with pytest.raises(ResponseError):
+        await batcher.call("INCR", f"{prefix}str")
+
+
+async def test_a_cancelled_caller_does_not_disturb_the_others(redis: Redis, prefix: str) -> None:
+    batcher = CommandBatcher(redis)
+    gone = asyncio.ensure_future(batcher.call("SET", f"{prefix}gone", 1))
+    stays = asyncio.ensure_future(batcher.call("INCR", f"{prefix}n"))
+    gone.cancel()
+    assert await stays == 1
+    assert gone.cancelled()
+    assert await batcher.call("INCR", f"{prefix}n") == 2
+
+
+async def test_a_lost_connection_fails_every_call_of_its_pipeline_and_the_next_call_works(prefix: str) -> None:
+    dead = Redis(host="127.0.0.1", port=1, socket_connect_timeout=1)  # nothing listens on port 1
+    batcher = CommandBatcher(dead)
+    results = await asyncio.gather(
+        batcher.call("GET", f"{prefix}x"), batcher.call("GET", f"{prefix}y"), return_exceptions=True
+    )
+    assert all(isinstance(r, RedisConnectionError | OSError) for r in results), results
+    with pytest.raises((RedisConnectionError, OSError)):
+        await batcher.call("PING")
+    await batcher.close()
+    await dead.aclose()
