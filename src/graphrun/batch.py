@@ -7,9 +7,8 @@ submit and every stream it opens. Each round trip costs both this process and Re
 and a read, and redis-py a connection checkout and its per-call bookkeeping. Sent one caller at a
 time, those fixed costs were most of a run's Redis cost (bench/FINDINGS.md). Here callers queue
 their commands and one sender sends everything queued as one pipeline; while that pipeline is in
-flight the next one fills. A caller alone pays what it paid before: one round trip, after one turn
-of the event loop. Under load, when each turn of the loop has many callers, the batches grow by
-themselves.
+flight the next one fills. A caller alone pays what it paid before: one round trip. Under load,
+when each turn of the loop has many callers, the batches grow by themselves.
 
 What must stay true:
 - the commands of one :meth:`CommandBatcher.execute` call run in Redis in the order given, and a call
@@ -63,9 +62,9 @@ class CommandBatcher:
             await cancel_and_wait(self._sender)
 
     async def _send_all(self) -> None:
+        # No extra turn of the loop before sending: this task starts on the loop's next turn, after
+        # every caller of this one has queued, and later batches fill while one is in flight.
         while self._queued:
-            # One turn of the loop first: whatever else this turn produces goes in the same pipeline.
-            await asyncio.sleep(0)
             batch, self._queued = self._queued, []
             pipe = self.redis.pipeline(transaction=False)
             for commands, _ in batch:
