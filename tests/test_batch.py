@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import DataError, ResponseError
 
 from graphrun.batch import CommandBatcher
 
@@ -77,3 +77,29 @@ async def test_a_lost_connection_fails_every_call_of_its_pipeline_and_the_next_c
         await batcher.call("PING")
     await batcher.close()
     await dead.aclose()
+
+
+async def test_a_command_that_breaks_the_pipeline_fails_only_its_caller(redis: Redis, prefix: str) -> None:
+    batcher = CommandBatcher(redis)
+    good, bad = await asyncio.gather(
+        batcher.call("INCR", f"{prefix}good"),
+        batcher.call("SET", f"{prefix}bad", {"not": "encodable"}),  # type: ignore[arg-type]
+        return_exceptions=True,
+    )
+    assert good == 1
+    assert isinstance(bad, DataError), bad
+    assert await batcher.call("INCR", f"{prefix}good") == 2
+
+
+async def test_closing_while_a_pipeline_is_in_flight_leaves_no_caller_waiting(redis: Redis, prefix: str) -> None:
+    batcher = CommandBatcher(redis)
+    slow = asyncio.ensure_future(batcher.call("BLPOP", f"{prefix}empty", 2))  # in flight for 2 s
+    await asyncio.sleep(0.1)
+    queued = asyncio.ensure_future(batcher.call("PING"))  # waits for the next pipeline
+    await asyncio.sleep(0.05)
+    started = asyncio.get_running_loop().time()
+    await batcher.close()
+    for call in (slow, queued):
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(call, 1)
+    assert asyncio.get_running_loop().time() - started < 1.5

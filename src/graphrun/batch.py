@@ -14,7 +14,8 @@ What must stay true:
 - the commands of one :meth:`CommandBatcher.execute` call run in Redis in the order given, and a call
   made after another call returned runs after it (one pipeline is in flight at a time, and pipelines
   go out in the order they were filled);
-- one caller's failing command fails only that command (its exception is its result); a lost
+- one caller's failing command fails only that command (its exception is its result), and commands
+  that break the whole pipeline (an argument that cannot be encoded) fail only their caller; a lost
   connection fails every call of that pipeline, each of which may retry;
 - a caller that stops waiting (cancelled) does not disturb the others: its commands may still run.
 """
@@ -26,6 +27,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
 
 from graphrun.aio import cancel_and_wait
@@ -66,26 +69,39 @@ class CommandBatcher:
         # every caller of this one has queued, and later batches fill while one is in flight.
         while self._queued:
             batch, self._queued = self._queued, []
+            try:
+                await self._send(batch)
+            except asyncio.CancelledError:  # closing: nobody waits forever
+                for _, done in batch + self._queued:
+                    done.cancel()
+                self._queued = []
+                raise
+
+    async def _send(self, batch: list[tuple[Sequence[Command], asyncio.Future[list[Any]]]]) -> None:
+        try:
             pipe = self.redis.pipeline(transaction=False)
             for commands, _ in batch:
                 for command in commands:
                     pipe.execute_command(*command)
             self.pipelines += 1
-            try:
-                replies = await pipe.execute(raise_on_error=False)
-            except asyncio.CancelledError:
-                for _, done in batch + self._queued:
-                    done.cancel()
-                self._queued = []
-                raise
-            except Exception as exc:  # noqa: BLE001 - each caller gets it and decides
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-                continue
-            start = 0
-            for commands, done in batch:
-                end = start + len(commands)
+            replies = await pipe.execute(raise_on_error=False)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            for _, done in batch:
                 if not done.done():
-                    done.set_result(list(replies[start:end]))
-                start = end
+                    done.set_exception(exc)  # each caller decides whether to retry
+            return
+        except Exception as exc:  # noqa: BLE001 - one caller's commands broke the whole pipeline
+            if len(batch) == 1:
+                if not batch[0][1].done():
+                    batch[0][1].set_exception(exc)
+                return
+            # (An argument redis-py cannot encode, say.) Each caller's alone, so only it fails.
+            for call in batch:
+                await self._send([call])
+            return
+        start = 0
+        for commands, done in batch:
+            end = start + len(commands)
+            if not done.done():
+                done.set_result(list(replies[start:end]))
+            start = end
