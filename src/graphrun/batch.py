@@ -17,7 +17,9 @@ What must stay true:
 - one caller's failing command fails only that command (its exception is its result), and commands
   that break the whole pipeline (an argument that cannot be encoded) fail only their caller; a lost
   connection fails every call of that pipeline, each of which may retry;
-- a caller that stops waiting (cancelled) does not disturb the others: its commands may still run.
+- a caller that stops waiting (cancelled) does not disturb the others: its commands may still run;
+- a pipeline is as large as what was queued, so a caller may wait behind a large one (a chatty run's
+  batch of events): lease renewals, whose lateness matters, do not go through the batcher.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import DataError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
 
@@ -41,10 +44,13 @@ class CommandBatcher:
         self.redis = redis
         self._queued: list[tuple[Sequence[Command], asyncio.Future[list[Any]]]] = []
         self._sender: asyncio.Task[None] | None = None
+        self._closed = False
         self.pipelines = 0  # sent so far (tests and benchmarks read it)
 
     async def execute(self, commands: Sequence[Command]) -> list[Any]:
         """Run ``commands`` in order; their replies, each failing command's exception in its place."""
+        if self._closed:
+            raise RedisConnectionError("the process's Redis batcher is closed (shutting down)")
         if not commands:
             return []
         done: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
@@ -61,6 +67,9 @@ class CommandBatcher:
         return reply
 
     async def close(self) -> None:
+        """Shutting down: whoever still waits gets a connection error (as if Redis were gone), and
+        so do later calls."""
+        self._closed = True
         if self._sender is not None:
             await cancel_and_wait(self._sender)
 
@@ -73,7 +82,8 @@ class CommandBatcher:
                 await self._send(batch)
             except asyncio.CancelledError:  # closing: nobody waits forever
                 for _, done in batch + self._queued:
-                    done.cancel()
+                    if not done.done():
+                        done.set_exception(RedisConnectionError("the process's Redis batcher was closed"))
                 self._queued = []
                 raise
 
@@ -90,14 +100,20 @@ class CommandBatcher:
                 if not done.done():
                     done.set_exception(exc)  # each caller decides whether to retry
             return
-        except Exception as exc:  # noqa: BLE001 - one caller's commands broke the whole pipeline
+        except DataError as exc:
+            # An argument redis-py cannot encode: raised while packing, before anything was sent, so
+            # sending each caller's commands alone is safe, and only that caller fails.
             if len(batch) == 1:
                 if not batch[0][1].done():
                     batch[0][1].set_exception(exc)
                 return
-            # (An argument redis-py cannot encode, say.) Each caller's alone, so only it fails.
             for call in batch:
                 await self._send([call])
+            return
+        except Exception as exc:  # noqa: BLE001 - e.g. a reply that cannot be parsed: maybe sent, not retried
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(exc)
             return
         start = 0
         for commands, done in batch:

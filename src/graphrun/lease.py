@@ -30,8 +30,9 @@ return 0
 
 
 class Leases:
-    """Every call goes through ``batcher`` (the process's own, or one of its own): a pick-up's lease
-    and cancel-flag reads share a round trip, and so do those of executions picked up together."""
+    """Acquiring and releasing go through ``batcher`` (the process's own, or one of its own): a
+    pick-up's lease and cancel-flag reads share a round trip, and so do those of executions picked
+    up together. Renewals do not (see :meth:`renew`)."""
 
     def __init__(self, redis: Redis, keys: Keys, ttl_s: float, *, batcher: CommandBatcher | None = None) -> None:
         self.redis = redis
@@ -46,7 +47,8 @@ class Leases:
         return bool(await self.batcher.call("SET", self.key(execution_id), str(attempt), "NX", "PX", self.ttl_ms))
 
     async def renew(self, execution_id: str, attempt: int) -> bool:
-        return bool(await self.batcher.call("EVAL", _RENEW, 1, self.key(execution_id), str(attempt), self.ttl_ms))
+        # Straight to Redis, not through the batcher: a renewal must not wait behind a large batch.
+        return bool(await self.redis.eval(_RENEW, 1, self.key(execution_id), str(attempt), self.ttl_ms))
 
     async def release(self, execution_id: str, attempt: int) -> None:
         await self.batcher.call("EVAL", _RELEASE, 1, self.key(execution_id), str(attempt))

@@ -170,9 +170,14 @@ class ExecutionRunner:
             active.followed_at = followed_at
             active.followed.set()
         self._idle.clear()
-        acquired, flagged = await asyncio.gather(
-            self.leases.acquire(execution_id, execution.attempt), self.cancels.requested(execution_id)
-        )
+        try:
+            acquired, flagged = await asyncio.gather(
+                self.leases.acquire(execution_id, execution.attempt), self.cancels.requested(execution_id)
+            )
+        except BaseException:
+            # Redis away (or shutdown): not run; the sweeper re-queues it once no lease stands.
+            self._forget_running(execution_id)
+            raise
         if not acquired:
             self._forget_running(execution_id)
             # Unreachable unless an earlier attempt's lease still stands: let the sweeper decide.
