@@ -31,7 +31,6 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
 
 from graphrun.aio import cancel_and_wait
@@ -42,7 +41,7 @@ Command = Sequence[EncodableT]
 class CommandBatcher:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self._queued: list[tuple[Sequence[Command], asyncio.Future[list[Any]]]] = []
+        self._queued: list[_Call] = []
         self._sender: asyncio.Task[None] | None = None
         self._closed = False
         self.pipelines = 0  # sent so far (tests and benchmarks read it)
@@ -81,13 +80,11 @@ class CommandBatcher:
             try:
                 await self._send(batch)
             except asyncio.CancelledError:  # closing: nobody waits forever
-                for _, done in batch + self._queued:
-                    if not done.done():
-                        done.set_exception(RedisConnectionError("the process's Redis batcher was closed"))
+                _fail(batch + self._queued, RedisConnectionError("the process's Redis batcher was closed"))
                 self._queued = []
                 raise
 
-    async def _send(self, batch: list[tuple[Sequence[Command], asyncio.Future[list[Any]]]]) -> None:
+    async def _send(self, batch: list[_Call]) -> None:
         try:
             pipe = self.redis.pipeline(transaction=False)
             for commands, _ in batch:
@@ -95,25 +92,18 @@ class CommandBatcher:
                     pipe.execute_command(*command)
             self.pipelines += 1
             replies = await pipe.execute(raise_on_error=False)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            for _, done in batch:
-                if not done.done():
-                    done.set_exception(exc)  # each caller decides whether to retry
-            return
         except DataError as exc:
             # An argument redis-py cannot encode: raised while packing, before anything was sent, so
             # sending each caller's commands alone is safe, and only that caller fails.
             if len(batch) == 1:
-                if not batch[0][1].done():
-                    batch[0][1].set_exception(exc)
+                _fail(batch, exc)
                 return
             for call in batch:
                 await self._send([call])
             return
-        except Exception as exc:  # noqa: BLE001 - e.g. a reply that cannot be parsed: maybe sent, not retried
-            for _, done in batch:
-                if not done.done():
-                    done.set_exception(exc)
+        except Exception as exc:  # noqa: BLE001 - a lost connection (each caller decides whether to
+            # retry), or a reply that cannot be parsed (maybe sent: not resent)
+            _fail(batch, exc)
             return
         start = 0
         for commands, done in batch:
@@ -121,3 +111,12 @@ class CommandBatcher:
             if not done.done():
                 done.set_result(list(replies[start:end]))
             start = end
+
+
+_Call = tuple[Sequence[Command], "asyncio.Future[list[Any]]"]
+
+
+def _fail(calls: list[_Call], exc: BaseException) -> None:
+    for _, done in calls:
+        if not done.done():  # (a caller that stopped waiting)
+            done.set_exception(exc)

@@ -69,6 +69,11 @@ class _Active:
     lease_lost: bool = False
     started: float = field(default_factory=time.monotonic)
 
+    def follow(self, at: float) -> None:
+        if not self.followed.is_set():
+            self.followed_at = at
+            self.followed.set()
+
 
 class ExecutionRunner:
     def __init__(
@@ -129,9 +134,7 @@ class ExecutionRunner:
         """A client follows this execution: if it waits out its start grace, it need not."""
         active = self._running.get(execution_id)
         if active is not None:
-            if not active.followed.is_set():
-                active.followed_at = time.monotonic()
-                active.followed.set()
+            active.follow(time.monotonic())
             return
         if self.start_grace_s > 0 and execution_id not in self._followed:
             # Kept by number, not age: under a backlog the pick-up may come long after the hint.
@@ -165,10 +168,8 @@ class ExecutionRunner:
         # pushed earlier has already set the flag (the API sets it before it publishes). The lease
         # and the flag are asked for at once: one round trip's wait instead of two.
         active = self._running[execution_id] = _Active()
-        followed_at = self._followed.pop(execution_id, None)
-        if followed_at is not None:
-            active.followed_at = followed_at
-            active.followed.set()
+        if (followed_at := self._followed.pop(execution_id, None)) is not None:
+            active.follow(followed_at)
         self._idle.clear()
         try:
             acquired, flagged = await asyncio.gather(
