@@ -10,13 +10,19 @@ their commands and one sender sends everything queued as one pipeline; while tha
 flight the next one fills. A caller alone pays what it paid before: one round trip. Under load,
 when each turn of the loop has many callers, the batches grow by themselves.
 
+The sender owns one redis-py connection (the client's settings, not a connection of its pool) and
+writes to it directly, packing with hiredis: redis-py's pipeline object costs about twice as much
+CPU per command (its pool checkout, retry wrapper and per-command bookkeeping; bench/FINDINGS.md).
+Replies go through the client's own response callbacks, so a caller gets what ``redis.<command>``
+would return.
+
 What must stay true:
 - the commands of one :meth:`CommandBatcher.execute` call run in Redis in the order given, and a call
   made after another call returned runs after it (one pipeline is in flight at a time, and pipelines
   go out in the order they were filled);
-- one caller's failing command fails only that command (its exception is its result), and commands
-  that break the whole pipeline (an argument that cannot be encoded) fail only their caller; a lost
-  connection fails every call of that pipeline, each of which may retry;
+- one caller's failing command fails only that command (its exception is its result), and a caller
+  whose commands cannot be encoded fails alone, before anything is sent; a lost connection fails
+  every call of that pipeline, each of which may retry (the next pipeline connects again);
 - a caller that stops waiting (cancelled) does not disturb the others: its commands may still run;
 - a pipeline is as large as what was queued, so a caller may wait behind a large one (a chatty run's
   batch of events): lease renewals, whose lateness matters, do not go through the batcher.
@@ -28,19 +34,25 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from hiredis import pack_command  # a dependency: redis[hiredis]
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import DataError
+from redis.exceptions import DataError, ResponseError
 from redis.typing import EncodableT
 
 from graphrun.aio import cancel_and_wait
 
 Command = Sequence[EncodableT]
+"""A command: its name (one word: "XADD", not "CLIENT UNBLOCK") and arguments."""
 
 
 class CommandBatcher:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        pool = redis.connection_pool
+        # Its own connection: one pipeline is in flight at a time, so one connection is all it needs.
+        self._conn = pool.connection_class(**pool.connection_kwargs)
+        self._callbacks = redis.response_callbacks
         self._queued: list[_Call] = []
         self._sender: asyncio.Task[None] | None = None
         self._closed = False
@@ -71,6 +83,7 @@ class CommandBatcher:
         self._closed = True
         if self._sender is not None:
             await cancel_and_wait(self._sender)
+        await self._conn.disconnect()
 
     async def _send_all(self) -> None:
         # No extra turn of the loop before sending: this task starts on the loop's next turn, after
@@ -85,31 +98,49 @@ class CommandBatcher:
                 raise
 
     async def _send(self, batch: list[_Call]) -> None:
-        try:
-            pipe = self.redis.pipeline(transaction=False)
-            for commands, _ in batch:
-                for command in commands:
-                    pipe.execute_command(*command)
-            self.pipelines += 1
-            replies = await pipe.execute(raise_on_error=False)
-        except DataError as exc:
-            # An argument redis-py cannot encode: raised while packing, before anything was sent, so
-            # sending each caller's commands alone is safe, and only that caller fails.
-            if len(batch) == 1:
-                _fail(batch, exc)
-                return
-            for call in batch:
-                await self._send([call])
+        # Packed caller by caller: one whose arguments cannot be encoded fails alone, unsent.
+        payload: list[bytes] = []
+        sent: list[_Call] = []
+        for call in batch:
+            try:
+                # (hiredis's stub types the tuple as 1-long; it takes any length)
+                payload.extend([pack_command(tuple(command)) for command in call[0]])  # type: ignore[arg-type]
+            except (DataError, TypeError, ValueError) as exc:
+                _fail([call], exc if isinstance(exc, DataError) else DataError(f"cannot send to Redis: {exc}"))
+                continue
+            sent.append(call)
+        if not sent:
             return
-        except Exception as exc:  # noqa: BLE001 - a lost connection (each caller decides whether to
-            # retry), or a reply that cannot be parsed (maybe sent: not resent)
-            _fail(batch, exc)
+        conn = self._conn
+        self.pipelines += 1
+        replies: list[Any] = []
+        try:
+            # Connects first if need be; a failed write disconnects, so the next pipeline reconnects.
+            await conn.send_packed_command(b"".join(payload), check_health=False)
+            for commands, _ in sent:
+                for command in commands:
+                    try:
+                        reply = await conn.read_response()
+                    except ResponseError as exc:  # that command's error; the connection is fine
+                        replies.append(exc)
+                        continue
+                    name = command[0]
+                    callback = self._callbacks.get(name) if isinstance(name, str) else None
+                    replies.append(reply if callback is None else callback(reply))
+        except BaseException as exc:
+            # A lost connection (each caller decides whether to retry), an unparsable reply (maybe
+            # sent: not resent) or this sender being cancelled: the replies still due would be
+            # read as the next pipeline's, so this connection is done.
+            await conn.disconnect(nowait=True)
+            if not isinstance(exc, Exception):
+                raise
+            _fail(sent, exc)
             return
         start = 0
-        for commands, done in batch:
+        for commands, done in sent:
             end = start + len(commands)
             if not done.done():
-                done.set_result(list(replies[start:end]))
+                done.set_result(replies[start:end])
             start = end
 
 
