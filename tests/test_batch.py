@@ -37,8 +37,8 @@ async def test_a_caller_alone_is_sent_at_once_and_order_holds_across_calls(redis
 async def test_calls_queued_while_a_pipeline_is_in_flight_go_in_the_next_one(redis: Redis, prefix: str) -> None:
     batcher = CommandBatcher(redis)
     first = asyncio.ensure_future(batcher.call("SET", f"{prefix}a", 1))
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)  # the first pipeline is on its way
+    while batcher.pipelines == 0:  # until the first pipeline is on its way
+        await asyncio.sleep(0)
     rest = [asyncio.ensure_future(batcher.call("INCR", f"{prefix}b")) for _ in range(30)]
     await asyncio.gather(first, *rest)
     assert batcher.pipelines == 2
@@ -77,7 +77,6 @@ async def test_an_unreachable_redis_fails_every_call_of_the_pipeline(prefix: str
     results = await asyncio.gather(
         batcher.call("GET", f"{prefix}x"), batcher.call("GET", f"{prefix}y"), return_exceptions=True
     )
-    assert batcher.pipelines == 1
     assert all(isinstance(r, RedisConnectionError | OSError) for r in results), results
     await batcher.close()
     await dead.aclose()
@@ -109,3 +108,20 @@ async def test_closing_while_a_pipeline_is_in_flight_leaves_no_caller_waiting(re
     assert asyncio.get_running_loop().time() - started < 10
     with pytest.raises(RedisConnectionError, match="closed"):
         await batcher.call("PING")
+
+
+async def test_pipelines_are_bounded_so_a_small_call_never_waits_behind_everything_queued(
+    redis: Redis, prefix: str
+) -> None:
+    batcher = CommandBatcher(redis)
+    key = f"{prefix}order"
+    big = "x" * 100_000  # 40 callers: about 4 MB queued at one moment
+    calls = [batcher.call("RPUSH", key, f"{i}:{big}") for i in range(40)]
+    calls.append(batcher.call("RPUSH", key, "small"))
+    replies = await asyncio.gather(*calls)
+    assert replies == list(range(1, 42))  # each caller its own reply, in the order queued
+    # Bounded pipelines: about 1 MB each, so the small call waited behind one of them, not all four.
+    assert batcher.pipelines >= 4, batcher.pipelines
+    assert [v.split(b":")[0] for v in await redis.lrange(key, 0, -1)] == [str(i).encode() for i in range(40)] + [
+        b"small"
+    ]

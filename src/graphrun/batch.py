@@ -10,11 +10,10 @@ their commands and one sender sends everything queued as one pipeline; while tha
 flight the next one fills. A caller alone pays what it paid before: one round trip. Under load,
 when each turn of the loop has many callers, the batches grow by themselves.
 
-The sender owns one redis-py connection (the client's settings, not a connection of its pool) and
-writes to it directly, packing with hiredis: redis-py's pipeline object costs about twice as much
-CPU per command (its pool checkout, retry wrapper and per-command bookkeeping; bench/FINDINGS.md).
-Replies go through the client's own response callbacks, so a caller gets what ``redis.<command>``
-would return.
+While it has work, the sender holds one connection of the client's pool and writes to it directly,
+packing with hiredis: redis-py's pipeline object costs about twice as much CPU per command (a pool
+checkout per pipeline, its retry wrapper and per-command bookkeeping; bench/FINDINGS.md). Replies go
+through the client's own response callbacks, so a caller gets what ``redis.<command>`` would return.
 
 What must stay true:
 - the commands of one :meth:`CommandBatcher.execute` call run in Redis in the order given, and a call
@@ -24,8 +23,10 @@ What must stay true:
   whose commands cannot be encoded fails alone, before anything is sent; a lost connection fails
   every call of that pipeline, each of which may retry (the next pipeline connects again);
 - a caller that stops waiting (cancelled) does not disturb the others: its commands may still run;
-- a pipeline is as large as what was queued, so a caller may wait behind a large one (a chatty run's
-  batch of events): lease renewals, whose lateness matters, do not go through the batcher.
+- a pipeline holds what was queued up to about ``MAX_PIPELINE_BYTES`` (but at least one call), the
+  rest goes in the next one: a caller waits behind at most one bounded pipeline, not behind all
+  that a chatty moment queued. (Event writers cap their own calls, see ``events/log.py``.) Lease
+  renewals, whose lateness matters most, do not go through the batcher at all.
 """
 
 from __future__ import annotations
@@ -35,12 +36,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from hiredis import pack_command  # a dependency: redis[hiredis]
-from redis.asyncio import Redis
+from redis.asyncio import Connection, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, ResponseError
 from redis.typing import EncodableT
 
 from graphrun.aio import cancel_and_wait
+
+MAX_PIPELINE_BYTES = 1 << 20
+"""Where a pipeline stops taking queued calls; about 1–2 ms of Redis's time."""
 
 Command = Sequence[EncodableT]
 """A command: its name (one word: "XADD", not "CLIENT UNBLOCK") and arguments."""
@@ -49,9 +53,6 @@ Command = Sequence[EncodableT]
 class CommandBatcher:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        pool = redis.connection_pool
-        # Its own connection: one pipeline is in flight at a time, so one connection is all it needs.
-        self._conn = pool.connection_class(**pool.connection_kwargs)
         self._callbacks = redis.response_callbacks
         self._queued: list[_Call] = []
         self._sender: asyncio.Task[None] | None = None
@@ -83,40 +84,60 @@ class CommandBatcher:
         self._closed = True
         if self._sender is not None:
             await cancel_and_wait(self._sender)
-        await self._conn.disconnect()
 
     async def _send_all(self) -> None:
         # No extra turn of the loop before sending: this task starts on the loop's next turn, after
         # every caller of this one has queued, and later batches fill while one is in flight.
-        while self._queued:
-            batch, self._queued = self._queued, []
-            try:
-                await self._send(batch)
-            except asyncio.CancelledError:  # closing: nobody waits forever
-                _fail(batch + self._queued, RedisConnectionError("the process's Redis batcher was closed"))
-                self._queued = []
-                raise
-
-    async def _send(self, batch: list[_Call]) -> None:
-        # Packed caller by caller: one whose arguments cannot be encoded fails alone, unsent.
-        payload: list[bytes] = []
+        # One pipeline is in flight at a time, so one connection is all it needs; held while there
+        # is work (under load, for many pipelines), back in the pool when the queue is empty.
+        pool = self.redis.connection_pool
         sent: list[_Call] = []
-        for call in batch:
+        try:
+            conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+        except Exception as exc:  # noqa: BLE001 - Redis unreachable: every caller waiting fails
+            _fail(self._queued, exc)
+            self._queued = []
+            return
+        try:
+            while self._queued:
+                payload, sent = self._take()
+                if sent:
+                    await self._send(conn, payload, sent)
+        except asyncio.CancelledError:  # closing: nobody waits forever
+            _fail(sent + self._queued, RedisConnectionError("the process's Redis batcher was closed"))
+            self._queued = []
+            raise
+        finally:
+            await pool.release(conn)
+
+    def _take(self) -> tuple[bytes, list[_Call]]:
+        """The next pipeline: queued calls, in order, packed, up to MAX_PIPELINE_BYTES. Packed caller
+        by caller: one whose arguments cannot be encoded fails alone, unsent."""
+        payload: list[bytes] = []
+        size = taken = 0
+        sent: list[_Call] = []
+        for call in self._queued:
+            if size >= MAX_PIPELINE_BYTES:
+                break
+            taken += 1
             try:
                 # (hiredis's stub types the tuple as 1-long; it takes any length)
-                payload.extend([pack_command(tuple(command)) for command in call[0]])  # type: ignore[arg-type]
+                packed = [pack_command(tuple(command)) for command in call[0]]  # type: ignore[arg-type]
             except (DataError, TypeError, ValueError) as exc:
                 _fail([call], exc if isinstance(exc, DataError) else DataError(f"cannot send to Redis: {exc}"))
                 continue
+            payload += packed
+            size += sum(map(len, packed))
             sent.append(call)
-        if not sent:
-            return
-        conn = self._conn
+        del self._queued[:taken]
+        return b"".join(payload), sent
+
+    async def _send(self, conn: Connection, payload: bytes, sent: list[_Call]) -> None:
         self.pipelines += 1
         replies: list[Any] = []
         try:
             # Connects first if need be; a failed write disconnects, so the next pipeline reconnects.
-            await conn.send_packed_command(b"".join(payload), check_health=False)
+            await conn.send_packed_command(payload, check_health=False)
             for commands, _ in sent:
                 for command in commands:
                     try:

@@ -18,6 +18,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    start_http_server,
 )
 from prometheus_client import multiprocess as _mp
 
@@ -62,13 +63,22 @@ HUB_STREAMS = Gauge(
 )
 
 
-def render() -> tuple[bytes, str]:
-    """The exposition of this machine's processes (or this process alone)."""
+def exposition_registry() -> CollectorRegistry:
+    """What /metrics reports: this machine's processes (or this process alone)."""
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
         _mp.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+        return registry
+    return REGISTRY
+
+
+def render() -> tuple[bytes, str]:
+    return generate_latest(exposition_registry()), CONTENT_TYPE_LATEST
+
+
+def serve_http(host: str, port: int) -> None:
+    """/metrics on its own port, from a daemon thread: for processes without an API."""
+    start_http_server(port, addr=host, registry=exposition_registry())
 
 
 def mark_process_dead(pid: int) -> None:

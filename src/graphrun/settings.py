@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     api_timeout_s: int = Field(30, ge=1)
     worker_processes: int = Field(1, ge=1, le=64)
     worker_concurrency: int = Field(100, ge=1, le=10_000)
+    # `graphrun worker` on a machine of its own has no API to report through: its processes'
+    # /metrics on this port (on GRAPHRUN_HOST), if set; 0 is off.
+    worker_metrics_port: int | None = Field(None, ge=0, le=65535)
     lease_s: float = Field(5.0, ge=0.5, le=300)
     sweep_interval_s: float = Field(1.0, gt=0, le=60)
     requeue_after_s: float = Field(30.0, gt=0)

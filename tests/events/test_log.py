@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from graphrun.errors import BadEventIdError
 from graphrun.events.ids import ZERO, StreamId
-from graphrun.events.log import EventLog, EventWriter
+from graphrun.events.log import MAX_EVENTS_PER_WRITE, EventLog, EventWriter
 from graphrun.events.model import EventKind
 from graphrun.keys import Keys
 
@@ -72,6 +72,30 @@ async def test_a_script_written_after_events_goes_in_their_round_trip(log: Event
     assert calls == [1]
     await redis.set(lease, "2")  # another attempt took over
     assert await writer.write_after(script, [lease, key], ["1"]) == 0
+
+
+async def test_a_backlog_goes_out_in_bounded_writes_and_scripts_keep_their_place(redis: Redis, prefix: str) -> None:
+    """A chatty node's backlog is written MAX_EVENTS_PER_WRITE at a time (the process's other
+    commands share those round trips and must not wait behind all of it); a script still runs only
+    once every event emitted before it is in the log, and does not wait for later ones."""
+    log = EventLog(redis, Keys(prefix), maxlen=10_000, ttl_s=60)
+    lease = log.keys.lease("ex-backlog")
+    await redis.set(lease, "1")
+    writer = log.writer("ex-backlog", live_ttl_s=30, fence=(lease, 1))
+    calls = count_round_trips(writer)
+    script = "return redis.call('XLEN', KEYS[1])"
+    key = log.keys.events("ex-backlog")
+    total = 2 * MAX_EVENTS_PER_WRITE + 200
+    for i in range(10):
+        writer.emit(EventKind.CUSTOM, node="n", data={"i": i})
+    early = writer.write_after(script, [key], [])
+    for i in range(10, total):
+        writer.emit(EventKind.CUSTOM, node="n", data={"i": i})
+    late = writer.write_after(script, [key], [])
+    await writer.flush()
+    assert calls[0] == 3
+    assert await early == MAX_EVENTS_PER_WRITE  # with the first write: after its 10 events, not the rest
+    assert await late == total
 
 
 async def test_terminal_event_closes_and_starts_expiry(log: EventLog, redis: Redis) -> None:

@@ -93,7 +93,7 @@ def _configure_logging(settings: Settings) -> None:
     )
 
 
-def share_metrics(settings: Settings, name: str) -> None:
+def share_metrics(settings: Settings, name: str, port: int) -> None:
     """Let every process this command starts on this machine report through one /metrics.
 
     Must run before any metric is created (prometheus_client reads the variable at import), so
@@ -106,7 +106,7 @@ def share_metrics(settings: Settings, name: str) -> None:
 
     if os.environ.get(MULTIPROC_ENV):
         return  # a parent (serve) already set it up
-    folder = (settings.data_dir / f"metrics-{name}-{settings.port}").resolve()
+    folder = (settings.data_dir / f"metrics-{name}-{port}").resolve()
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     os.environ[MULTIPROC_ENV] = str(folder)
@@ -132,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command != "run":
             _configure_logging(settings)
         if args.command in ("serve", "api"):
-            share_metrics(settings, args.command)
+            share_metrics(settings, args.command, settings.port)
+        if args.command == "worker" and settings.worker_metrics_port:
+            share_metrics(settings, args.command, settings.worker_metrics_port)
         if args.command == "serve":
             from graphrun.cli.serve import serve
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
+from graphrun.errors import ConfigError
 from graphrun.settings import Settings
 from graphrun.store import open_store
 
@@ -43,6 +44,18 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
 
 def run_workers(settings: Settings) -> int:
     settings.require_redis_url()
+    if settings.worker_metrics_port:
+        # Served by the one process, or by the supervisor for all of its children (their metrics
+        # meet in the folder share_metrics set up); before any child starts, so a port already
+        # taken stops the command at once.
+        from graphrun.metrics import serve_http
+
+        try:
+            serve_http(settings.host, settings.worker_metrics_port)
+        except OSError as exc:
+            raise ConfigError(
+                f"GRAPHRUN_WORKER_METRICS_PORT: cannot listen on {settings.host}:{settings.worker_metrics_port} ({exc})"
+            ) from None
     if settings.worker_processes == 1:
         from graphrun.heap import freeze_startup_heap
         from graphrun.worker.process import run_worker
@@ -51,7 +64,10 @@ def run_workers(settings: Settings) -> int:
         _run(run_worker(settings))
         return 0
     _migrate(settings)  # once, before the children race for it
-    return supervise([worker_command(1) for _ in range(settings.worker_processes)], env=os.environ.copy())
+    # The children report through this process's port; they must not try to take it themselves
+    # (the environment wins over a .env file).
+    env = {**os.environ, "GRAPHRUN_WORKER_METRICS_PORT": "0"}
+    return supervise([worker_command(1) for _ in range(settings.worker_processes)], env=env)
 
 
 def supervise(commands: list[list[str]], env: dict[str, str]) -> int:

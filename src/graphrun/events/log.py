@@ -29,6 +29,9 @@ from graphrun.keys import Keys
 log = logging.getLogger("graphrun.events")
 
 MAX_EVENT_BYTES = 1_048_576
+# Events per write: a chatty node's backlog goes out in several bounded round trips, so the
+# process's other commands (which share its pipelines, see batch.py) never wait behind all of it.
+MAX_EVENTS_PER_WRITE = 500
 
 
 # The fenced write: the lease check and the writes are one atomic step, so a worker that lost its
@@ -205,7 +208,7 @@ class EventWriter:
         if self._error is not None:
             raise EventLogError(f"writing the event log of {self.execution_id} failed") from self._error
         done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self._ops.append((script, keys, args, done))
+        self._ops.append((script, keys, args, done, self._next_seq))
         self._start_flusher()
         return done
 
@@ -225,19 +228,23 @@ class EventWriter:
             # One turn of the loop first: what the same turn produced (a node's end and the
             # checkpoint write it releases) then goes in one round trip instead of two.
             await asyncio.sleep(0)
-            batch, self._pending = self._pending, []
-            ops, self._ops = self._ops, []
+            batch = self._pending[:MAX_EVENTS_PER_WRITE]
+            del self._pending[:MAX_EVENTS_PER_WRITE]
+            # A script goes with the batch that holds the last event emitted before it (or later).
+            written = self._pending[0][0].seq if self._pending else self._next_seq
+            due = next((i for i, op in enumerate(self._ops) if op[4] > written), len(self._ops))
+            ops, self._ops = self._ops[:due], self._ops[due:]
             try:
                 results = await self._write(batch, ops)
             except BaseException as exc:  # noqa: BLE001 - kept and re-raised by flush()/emit()
                 self._error = exc
-                for *_, done in ops + self._ops:
-                    if not done.done():
-                        done.set_exception(exc)
+                for op in ops + self._ops:
+                    if not op[3].done():
+                        op[3].set_exception(exc)
                 self._ops = []
                 return
-            for (*_, done), result in zip(ops, results, strict=True):
-                if not done.done():
+            for op, result in zip(ops, results, strict=True):
+                if not (done := op[3]).done():
                     if isinstance(result, BaseException):
                         done.set_exception(result)
                     else:
@@ -280,7 +287,7 @@ class EventWriter:
                 commands.append(("XADD", self._key, "MAXLEN", "~", self._log.maxlen, str(entry_id), *flat))
             commands.append(("EXPIRE", self._key, ttl))
         events = len(commands)
-        for script, keys, script_args, _ in ops:
+        for script, keys, script_args, *_ in ops:
             commands.append(("EVAL", script, len(keys), *keys, *script_args))
         results = await self._log.batcher.execute(commands)
         for result in results[:events]:
@@ -294,7 +301,8 @@ class EventWriter:
         return list(results[events:])
 
 
-_Op = tuple[str, list[str], list[EncodableT], "asyncio.Future[object]"]
+# A script, its keys and arguments, its result, and how many events must be in the log before it runs.
+_Op = tuple[str, list[str], list[EncodableT], "asyncio.Future[object]", int]
 
 
 def _cut(data: dict[str, object]) -> dict[str, object]:
