@@ -12,6 +12,11 @@ and the same client pattern (submit, then follow the events to the end over HTTP
 4. `langgraph dev` (langgraph-cli[inmem], installed into bench/.peer-venv on first use) serving a
    copy of the same chain (bench/_peer_graph.py), driven through POST /runs/stream.
 
+graphrun's processes get a clean environment (no GRAPHRUN_* of the caller's); BENCH_GRAPHRUN_<NAME>=v
+passes GRAPHRUN_<NAME>=v to them, to measure another setting (e.g. BENCH_GRAPHRUN_WORKER_PROCESSES=2,
+or a PostgreSQL BENCH_GRAPHRUN_DATABASE_URL; give each run a fresh database: the bench creates its
+workflows by name).
+
 The client is bench/_loadgen.py in its own process (raw asyncio streams on uvloop). During an extra
 concurrency-50 window on `graphrun serve`, py-spy samples the API and the worker process.
 Writes docs/benchmarks.md and prints the same report. Every process it starts is stopped on the way
@@ -217,6 +222,7 @@ def clean_env(**extra: str) -> dict[str, str]:
         if not k.startswith(("GRAPHRUN_", "LANGSMITH_", "LANGCHAIN_", "VIRTUAL_ENV"))
     }
     env.update(extra)
+    env.update({k.removeprefix("BENCH_"): v for k, v in os.environ.items() if k.startswith("BENCH_GRAPHRUN_")})
     return env
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -110,18 +111,36 @@ async def test_closing_while_a_pipeline_is_in_flight_leaves_no_caller_waiting(re
         await batcher.call("PING")
 
 
-async def test_pipelines_are_bounded_so_a_small_call_never_waits_behind_everything_queued(
-    redis: Redis, prefix: str
+async def test_closing_while_waiting_for_a_connection_leaves_no_caller_waiting(redis_server: str, prefix: str) -> None:
+    client = Redis.from_pool(BlockingConnectionPool.from_url(redis_server, max_connections=1, timeout=20))
+    held = await client.connection_pool.get_connection()  # the pool's only connection
+    batcher = CommandBatcher(client)
+    caller = asyncio.ensure_future(batcher.call("PING"))
+    await asyncio.sleep(0.05)  # the sender now waits for a connection
+    await batcher.close()
+    with pytest.raises(RedisConnectionError, match="closed"):
+        await asyncio.wait_for(caller, 2)
+    await client.connection_pool.release(held)
+    await client.aclose()
+
+
+async def test_a_call_made_while_the_connection_goes_back_is_still_sent(
+    redis: Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The sender gives its connection back when the queue is empty; a call queued during that
+    (the pool's release can wait, e.g. for its lock) finds the sender still running and starts no
+    other, so the sender must look at the queue again afterwards."""
     batcher = CommandBatcher(redis)
-    key = f"{prefix}order"
-    big = "x" * 100_000  # 40 callers: about 4 MB queued at one moment
-    calls = [batcher.call("RPUSH", key, f"{i}:{big}") for i in range(40)]
-    calls.append(batcher.call("RPUSH", key, "small"))
-    replies = await asyncio.gather(*calls)
-    assert replies == list(range(1, 42))  # each caller its own reply, in the order queued
-    # Bounded pipelines: about 1 MB each, so the small call waited behind one of them, not all four.
-    assert batcher.pipelines >= 4, batcher.pipelines
-    assert [v.split(b":")[0] for v in await redis.lrange(key, 0, -1)] == [str(i).encode() for i in range(40)] + [
-        b"small"
-    ]
+    pool = redis.connection_pool
+    release = pool.release
+    late: list[asyncio.Future[Any]] = []
+
+    async def slow_release(conn: Any) -> None:
+        if not late:
+            late.append(asyncio.ensure_future(batcher.call("INCR", f"{prefix}late")))
+            await asyncio.sleep(0.01)
+        await release(conn)
+
+    monkeypatch.setattr(pool, "release", slow_release)
+    assert await batcher.call("SET", f"{prefix}first", 1) is True
+    assert await asyncio.wait_for(late[0], 2) == 1

@@ -29,9 +29,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subp
     tmp = tmp_path_factory.mktemp("serve")
     port = free_port()
     log = open(tmp / "serve.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "graphrun", "serve"], cwd=tmp, env=_env(tmp, port), stdout=log, stderr=log
-    )
+    # A worker metrics port that serve's own worker must leave alone (the API already reports the
+    # workers): the API's own. Were the worker to take it, the API or the worker would fail to start.
+    env = {**_env(tmp, port), "GRAPHRUN_WORKER_METRICS_PORT": str(port)}
+    proc = subprocess.Popen([sys.executable, "-m", "graphrun", "serve"], cwd=tmp, env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:

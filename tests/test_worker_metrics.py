@@ -57,6 +57,21 @@ async def test_worker_processes_report_their_metrics(
         # Counted by the worker processes (summed over both when there are two), not by the API.
         assert 'graphrun_executions_total{status="succeeded"} 3.0' in text, text
         assert 'graphrun_event_loop_lag_seconds_count{role="worker"}' in text
+        # A second worker given the same port stops at once, without touching the first one's
+        # metrics (they live in a folder named after the port).
+        second = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "graphrun", "worker"],
+            check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+        assert second.returncode == 2 and "GRAPHRUN_WORKER_METRICS_PORT" in second.stderr, second.stderr
+        text = await asyncio.to_thread(_scrape, port, proc, log)
+        assert 'graphrun_executions_total{status="succeeded"} 3.0' in text, text
     finally:
         proc.terminate()
         proc.wait(30)

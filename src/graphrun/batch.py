@@ -23,10 +23,11 @@ What must stay true:
   whose commands cannot be encoded fails alone, before anything is sent; a lost connection fails
   every call of that pipeline, each of which may retry (the next pipeline connects again);
 - a caller that stops waiting (cancelled) does not disturb the others: its commands may still run;
-- a pipeline holds what was queued up to about ``MAX_PIPELINE_BYTES`` (but at least one call), the
-  rest goes in the next one: a caller waits behind at most one bounded pipeline, not behind all
-  that a chatty moment queued. (Event writers cap their own calls, see ``events/log.py``.) Lease
-  renewals, whose lateness matters most, do not go through the batcher at all.
+- a pipeline holds everything queued when it is taken, so a caller waits behind what was queued
+  before it, no more. What bounds that is the callers: an event writer sends at most
+  ``MAX_EVENTS_PER_WRITE`` events (and about 1 MB) per call and has one call in flight
+  (``events/log.py``), so a chatty run adds a bounded amount per round trip. Lease renewals, whose
+  lateness matters most, do not go through the batcher at all.
 """
 
 from __future__ import annotations
@@ -42,9 +43,6 @@ from redis.exceptions import DataError, ResponseError
 from redis.typing import EncodableT
 
 from graphrun.aio import cancel_and_wait
-
-MAX_PIPELINE_BYTES = 1 << 20
-"""Where a pipeline stops taking queued calls; about 1–2 ms of Redis's time."""
 
 Command = Sequence[EncodableT]
 """A command: its name (one word: "XADD", not "CLIENT UNBLOCK") and arguments."""
@@ -89,55 +87,55 @@ class CommandBatcher:
         # No extra turn of the loop before sending: this task starts on the loop's next turn, after
         # every caller of this one has queued, and later batches fill while one is in flight.
         # One pipeline is in flight at a time, so one connection is all it needs; held while there
-        # is work (under load, for many pipelines), back in the pool when the queue is empty.
+        # is work (under load, for many pipelines), back in the pool when the queue is empty. The
+        # queue is looked at again after the connection went back: a call made while it was being
+        # released saw this task still running and started no sender of its own.
         pool = self.redis.connection_pool
         sent: list[_Call] = []
         try:
-            conn = await pool.get_connection()  # type: ignore[no-untyped-call]
-        except Exception as exc:  # noqa: BLE001 - Redis unreachable: every caller waiting fails
-            _fail(self._queued, exc)
-            self._queued = []
-            return
-        try:
             while self._queued:
-                payload, sent = self._take()
-                if sent:
-                    await self._send(conn, payload, sent)
+                try:
+                    conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+                except Exception as exc:  # noqa: BLE001 - Redis unreachable: every caller waiting fails
+                    _fail(self._queued, exc)
+                    self._queued = []
+                    return
+                try:
+                    while self._queued:
+                        payload, sent = self._take()
+                        if sent:
+                            await self._send(conn, payload, sent)
+                        sent = []
+                finally:
+                    await pool.release(conn)
         except asyncio.CancelledError:  # closing: nobody waits forever
             _fail(sent + self._queued, RedisConnectionError("the process's Redis batcher was closed"))
             self._queued = []
             raise
-        finally:
-            await pool.release(conn)
 
     def _take(self) -> tuple[bytes, list[_Call]]:
-        """The next pipeline: queued calls, in order, packed, up to MAX_PIPELINE_BYTES. Packed caller
-        by caller: one whose arguments cannot be encoded fails alone, unsent."""
+        """Everything queued, in order, packed caller by caller: one whose arguments cannot be
+        encoded fails alone, unsent."""
         payload: list[bytes] = []
-        size = taken = 0
         sent: list[_Call] = []
         for call in self._queued:
-            if size >= MAX_PIPELINE_BYTES:
-                break
-            taken += 1
             try:
                 # (hiredis's stub types the tuple as 1-long; it takes any length)
-                packed = [pack_command(tuple(command)) for command in call[0]]  # type: ignore[arg-type]
-            except (DataError, TypeError, ValueError) as exc:
+                payload += [pack_command(tuple(command)) for command in call[0]]  # type: ignore[arg-type]
+            except Exception as exc:  # noqa: BLE001 - whatever hiredis refuses is that caller's error
                 _fail([call], exc if isinstance(exc, DataError) else DataError(f"cannot send to Redis: {exc}"))
                 continue
-            payload += packed
-            size += sum(map(len, packed))
             sent.append(call)
-        del self._queued[:taken]
+        self._queued = []
         return b"".join(payload), sent
 
     async def _send(self, conn: Connection, payload: bytes, sent: list[_Call]) -> None:
         self.pipelines += 1
         replies: list[Any] = []
         try:
-            # Connects first if need be; a failed write disconnects, so the next pipeline reconnects.
-            await conn.send_packed_command(payload, check_health=False)
+            # Connects first if need be (and PINGs a connection idle past its health-check
+            # interval); a failed write disconnects, so the next pipeline reconnects.
+            await conn.send_packed_command(payload)
             for commands, _ in sent:
                 for command in commands:
                     try:

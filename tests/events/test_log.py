@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from graphrun.errors import BadEventIdError
 from graphrun.events.ids import ZERO, StreamId
-from graphrun.events.log import MAX_EVENTS_PER_WRITE, EventLog, EventWriter
+from graphrun.events.log import MAX_EVENTS_PER_WRITE, MAX_WRITE_BYTES, EventLog, EventWriter
 from graphrun.events.model import EventKind
 from graphrun.keys import Keys
 
@@ -96,6 +96,16 @@ async def test_a_backlog_goes_out_in_bounded_writes_and_scripts_keep_their_place
     assert calls[0] == 3
     assert await early == MAX_EVENTS_PER_WRITE  # with the first write: after its 10 events, not the rest
     assert await late == total
+
+
+async def test_large_events_go_out_about_a_megabyte_per_write(log: EventLog, redis: Redis) -> None:
+    writer = log.writer("ex-large", live_ttl_s=30)
+    calls = count_round_trips(writer)
+    for i in range(4):
+        writer.emit(EventKind.CUSTOM, node="n", data={"i": i, "blob": "x" * (MAX_WRITE_BYTES // 3)})
+    await writer.flush()
+    assert calls[0] == 2  # three events reach the limit; the fourth goes in a write of its own
+    assert len(await log.read("ex-large", ZERO, 10)) == 4
 
 
 async def test_terminal_event_closes_and_starts_expiry(log: EventLog, redis: Redis) -> None:

@@ -134,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("serve", "api"):
             share_metrics(settings, args.command, settings.port)
         if args.command == "worker" and settings.worker_metrics_port:
+            from graphrun.cli.worker import check_metrics_port
+
+            check_metrics_port(settings)
             share_metrics(settings, args.command, settings.worker_metrics_port)
         if args.command == "serve":
             from graphrun.cli.serve import serve

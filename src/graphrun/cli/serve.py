@@ -43,6 +43,8 @@ def serve(settings: Settings) -> int:
         env = os.environ.copy()
         env["GRAPHRUN_REDIS_URL"] = settings.redis_url or ""
         env["GRAPHRUN_DATABASE_URL"] = settings.sqlalchemy_url.replace("sqlite+aiosqlite:", "sqlite:", 1)
+        # The API's /metrics already reports the workers (one metrics folder for the machine).
+        env["GRAPHRUN_WORKER_METRICS_PORT"] = "0"
         workers = subprocess.Popen(
             worker_command(settings.worker_processes),
             env=env,

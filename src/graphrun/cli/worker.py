@@ -42,20 +42,37 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
     run(main)
 
 
+def check_metrics_port(settings: Settings) -> None:
+    """Fail before anything is set up (share_metrics empties the port's metrics folder, which a
+    worker already serving that port still uses) if the metrics port cannot be had."""
+    import socket
+
+    assert settings.worker_metrics_port
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the metrics server does
+        try:
+            probe.bind((settings.host, settings.worker_metrics_port))
+        except OSError as exc:
+            raise _port_taken(settings, exc) from None
+
+
+def _port_taken(settings: Settings, exc: OSError) -> ConfigError:
+    return ConfigError(
+        f"GRAPHRUN_WORKER_METRICS_PORT: cannot listen on {settings.host}:{settings.worker_metrics_port} ({exc})"
+    )
+
+
 def run_workers(settings: Settings) -> int:
     settings.require_redis_url()
     if settings.worker_metrics_port:
         # Served by the one process, or by the supervisor for all of its children (their metrics
-        # meet in the folder share_metrics set up); before any child starts, so a port already
-        # taken stops the command at once.
+        # meet in the folder share_metrics set up); before any child starts.
         from graphrun.metrics import serve_http
 
         try:
             serve_http(settings.host, settings.worker_metrics_port)
         except OSError as exc:
-            raise ConfigError(
-                f"GRAPHRUN_WORKER_METRICS_PORT: cannot listen on {settings.host}:{settings.worker_metrics_port} ({exc})"
-            ) from None
+            raise _port_taken(settings, exc) from None
     if settings.worker_processes == 1:
         from graphrun.heap import freeze_startup_heap
         from graphrun.worker.process import run_worker

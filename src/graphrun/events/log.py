@@ -29,9 +29,11 @@ from graphrun.keys import Keys
 log = logging.getLogger("graphrun.events")
 
 MAX_EVENT_BYTES = 1_048_576
-# Events per write: a chatty node's backlog goes out in several bounded round trips, so the
-# process's other commands (which share its pipelines, see batch.py) never wait behind all of it.
+# What one write holds at most (but always one event): a chatty node's backlog goes out in several
+# bounded round trips, so the process's other commands, which share its pipelines (batch.py), wait
+# behind a bounded amount of it.
 MAX_EVENTS_PER_WRITE = 500
+MAX_WRITE_BYTES = 1_048_576
 
 
 # The fenced write: the lease check and the writes are one atomic step, so a worker that lost its
@@ -127,9 +129,9 @@ class EventLog:
 class EventWriter:
     """Writes one execution's events in order, batching those produced close together.
 
-    ``emit`` never waits: events queue in memory and one flusher writes everything pending in one
-    pipelined round trip (XADD… plus EXPIRE), so a chatty node costs one round trip per batch, not
-    per event.
+    ``emit`` never waits: events queue in memory and one flusher writes what is pending in one
+    pipelined round trip (up to MAX_EVENTS_PER_WRITE events or MAX_WRITE_BYTES), so a chatty node
+    costs one round trip per batch, not per event.
 
     Once the runner has decided an execution's outcome it ``seal``s the writer: whatever the run
     still emits while it unwinds (a synchronous node that returns after its cancel, LangGraph's
@@ -228,8 +230,14 @@ class EventWriter:
             # One turn of the loop first: what the same turn produced (a node's end and the
             # checkpoint write it releases) then goes in one round trip instead of two.
             await asyncio.sleep(0)
-            batch = self._pending[:MAX_EVENTS_PER_WRITE]
-            del self._pending[:MAX_EVENTS_PER_WRITE]
+            size = taken = 0
+            for _, fields in self._pending[:MAX_EVENTS_PER_WRITE]:
+                size += len(fields["d"])
+                taken += 1
+                if size >= MAX_WRITE_BYTES:
+                    break
+            batch = self._pending[:taken]
+            del self._pending[:taken]
             # A script goes with the batch that holds the last event emitted before it (or later).
             written = self._pending[0][0].seq if self._pending else self._next_seq
             due = next((i for i, op in enumerate(self._ops) if op[4] > written), len(self._ops))
@@ -251,7 +259,8 @@ class EventWriter:
                         done.set_result(result)
 
     async def _write(self, batch: Sequence[tuple[StreamId, dict[str, str]]], ops: Sequence[_Op]) -> list[object]:
-        # Once the terminal event is emitted every later batch holds it: the log starts to expire.
+        # Once the terminal event is emitted, every later write (the last one holds it) sets the
+        # log's final expiry.
         ttl = self._log.ttl_s if self.closed else self._live_ttl_s
         delay = 0.05
         deadline = time.monotonic() + 30.0
