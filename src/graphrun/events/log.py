@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from typing import cast
+from typing import NamedTuple, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -210,7 +210,7 @@ class EventWriter:
         if self._error is not None:
             raise EventLogError(f"writing the event log of {self.execution_id} failed") from self._error
         done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self._ops.append((script, keys, args, done, self._next_seq))
+        self._ops.append(_Op(script, keys, args, done, after=self._next_seq))
         self._start_flusher()
         return done
 
@@ -240,23 +240,23 @@ class EventWriter:
             del self._pending[:taken]
             # A script goes with the batch that holds the last event emitted before it (or later).
             written = self._pending[0][0].seq if self._pending else self._next_seq
-            due = next((i for i, op in enumerate(self._ops) if op[4] > written), len(self._ops))
+            due = next((i for i, op in enumerate(self._ops) if op.after > written), len(self._ops))
             ops, self._ops = self._ops[:due], self._ops[due:]
             try:
                 results = await self._write(batch, ops)
             except BaseException as exc:  # noqa: BLE001 - kept and re-raised by flush()/emit()
                 self._error = exc
                 for op in ops + self._ops:
-                    if not op[3].done():
-                        op[3].set_exception(exc)
+                    if not op.done.done():
+                        op.done.set_exception(exc)
                 self._ops = []
                 return
             for op, result in zip(ops, results, strict=True):
-                if not (done := op[3]).done():
+                if not op.done.done():
                     if isinstance(result, BaseException):
-                        done.set_exception(result)
+                        op.done.set_exception(result)
                     else:
-                        done.set_result(result)
+                        op.done.set_result(result)
 
     async def _write(self, batch: Sequence[tuple[StreamId, dict[str, str]]], ops: Sequence[_Op]) -> list[object]:
         # Once the terminal event is emitted, every later write (the last one holds it) sets the
@@ -296,8 +296,8 @@ class EventWriter:
                 commands.append(("XADD", self._key, "MAXLEN", "~", self._log.maxlen, str(entry_id), *flat))
             commands.append(("EXPIRE", self._key, ttl))
         events = len(commands)
-        for script, keys, script_args, *_ in ops:
-            commands.append(("EVAL", script, len(keys), *keys, *script_args))
+        for op in ops:
+            commands.append(("EVAL", op.script, len(op.keys), *op.keys, *op.args))
         results = await self._log.batcher.execute(commands)
         for result in results[:events]:
             if isinstance(result, ResponseError):
@@ -310,8 +310,14 @@ class EventWriter:
         return list(results[events:])
 
 
-# A script, its keys and arguments, its result, and how many events must be in the log before it runs.
-_Op = tuple[str, list[str], list[EncodableT], "asyncio.Future[object]", int]
+class _Op(NamedTuple):
+    """A script queued by ``write_after``."""
+
+    script: str
+    keys: list[str]
+    args: list[EncodableT]
+    done: asyncio.Future[object]
+    after: int  # how many events of the log must be in Redis before it runs
 
 
 def _cut(data: dict[str, object]) -> dict[str, object]:
