@@ -128,13 +128,22 @@ async def wait_all_finished(client: httpx.AsyncClient, ids: list[str], timeout: 
         await asyncio.sleep(0.25)
 
 
+@pytest.mark.parametrize("checkpoints", ["redis", "database"])
 async def test_chaos_sigkill_loses_nothing(
-    fast_settings: Settings, client: httpx.AsyncClient, redis: Redis, tmp_path: Path
+    fast_settings: Settings, client: httpx.AsyncClient, redis: Redis, tmp_path: Path, checkpoints: str
 ) -> None:
     # Up to five kills may hit the same execution, so this test allows more attempts than the
     # default three (exhausting attempts is tested on its own).
     # Five executions at a time per worker: the 50 runs then span the kills (about 10 s of work).
-    workers = Workers(fast_settings, tmp_path, 2, GRAPHRUN_MAX_ATTEMPTS="10", GRAPHRUN_WORKER_CONCURRENCY="5")
+    # With checkpoints in the database (SQLite beside the store), as in Redis: no node_end is lost.
+    workers = Workers(
+        fast_settings,
+        tmp_path,
+        2,
+        GRAPHRUN_MAX_ATTEMPTS="10",
+        GRAPHRUN_WORKER_CONCURRENCY="5",
+        GRAPHRUN_CHECKPOINTS=checkpoints,
+    )
     try:
         wf = (
             await client.post(

@@ -5,6 +5,7 @@ completed step."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager
@@ -12,10 +13,16 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 import pytest
+from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.graph import END, START, StateGraph
 from redis.asyncio import Redis
 
 from graphrun.checkpoint import open_checkpointer
+from graphrun.checkpoint.gate import RunGate
+from graphrun.errors import FencedError
+from graphrun.events.log import EventLog
+from graphrun.events.model import EventKind
+from graphrun.keys import Keys
 from graphrun.settings import Settings
 from graphrun.store import open_store
 
@@ -186,3 +193,43 @@ async def test_pending_writes_are_kept_in_order_and_written_once(
         ]
         await cp.adelete_thread("writes")
         assert await cp.aget_tuple(saved) is None
+
+
+async def test_a_runs_writes_follow_its_events_and_stop_with_its_lease(
+    saver: Callable[[], AbstractAsyncContextManager[Any]], backend_settings: Settings, redis: Redis
+) -> None:
+    """Under a run's gate (what the worker attaches): a task's writes reach the checkpointer only
+    once the runner has seen that task's result, after the events before them; once the lease has
+    moved to another attempt, nothing more is written. Every backend, the database ones included."""
+    keys = Keys(backend_settings.redis_prefix)
+    lease = keys.lease("ex-gated")
+    await redis.set(lease, "1")
+    writer = EventLog(redis, keys, maxlen=1000, ttl_s=60).writer("ex-gated", live_ttl_s=60, fence=(lease, 1))
+    gate = RunGate(writer, (lease, 1), fresh=True)
+    base: Any = {"configurable": {"thread_id": "ex-gated", "checkpoint_ns": ""}}
+    async with saver() as cp, saver() as reader:  # the reader: another process, no gate
+        cp.attach("ex-gated", gate)
+        first = await cp.aput(base, empty_checkpoint(), {}, {})
+        gate.task_started("t1")
+        writes = asyncio.create_task(cp.aput_writes(first, [("n", 1)], "t1"))
+        await asyncio.sleep(0.2)
+        await gate.settle()
+        assert (await reader.aget_tuple(first)).pending_writes == []  # its result is not streamed yet
+        writer.emit(EventKind.NODE_END, task="t1", node="a")
+        gate.result_seen("t1")
+        await writes
+        await gate.settle()
+        assert (await reader.aget_tuple(first)).pending_writes == [("t1", "n", 1)]
+        assert await redis.xlen(keys.events("ex-gated")) == 1  # its event went first
+
+        await redis.set(lease, "2")  # another attempt took over
+        with contextlib.suppress(FencedError):  # the database savers refuse at once
+            await cp.aput(first, empty_checkpoint(), {}, {})
+        await gate.settle()
+        assert gate.refused
+        latest = await reader.aget_tuple(base)
+        assert (
+            latest is not None
+            and latest.config["configurable"]["checkpoint_id"] == first["configurable"]["checkpoint_id"]
+        )
+        await cp.adelete_thread("ex-gated")

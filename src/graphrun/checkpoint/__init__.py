@@ -2,7 +2,9 @@
 
 By default in Redis, beside the execution's event log (:mod:`graphrun.checkpoint.redis`). With
 ``GRAPHRUN_CHECKPOINTS=database``: SQLite (langgraph-checkpoint-sqlite) beside the store's SQLite
-file, or PostgreSQL (langgraph-checkpoint-postgres) when the store is PostgreSQL.
+file, or PostgreSQL (langgraph-checkpoint-postgres) when the store is PostgreSQL, either wrapped in
+:class:`~graphrun.checkpoint.ordered.OrderedSaver` so that a run's writes are ordered after its
+events and stop when its lease is gone, as the Redis saver's are.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
 from graphrun.batch import CommandBatcher
+from graphrun.checkpoint.ordered import OrderedSaver
 from graphrun.checkpoint.redis import RedisSaver
 from graphrun.keys import Keys
 from graphrun.settings import Settings
@@ -75,7 +78,7 @@ async def open_checkpointer(
             kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
             open=False,
         ) as pool:
-            yield AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+            yield OrderedSaver(AsyncPostgresSaver(pool))  # type: ignore[arg-type]
         return
 
     import aiosqlite
@@ -90,4 +93,4 @@ async def open_checkpointer(
         await conn.execute("PRAGMA synchronous=NORMAL")
         saver = AsyncSqliteSaver(conn)
         await saver.setup()
-        yield saver
+        yield OrderedSaver(saver)

@@ -13,6 +13,11 @@ do not wait.
 A worker that was paused past its lease must not write checkpoints either: the attempt that took
 over may be reading them. Each write checks the lease, as event writes do.
 
+Two kinds of saver use it. The Redis saver hands each write over as a Lua script that checks the
+lease and writes in one atomic step (:meth:`RunGate.write`). A database saver
+(:mod:`graphrun.checkpoint.ordered`) takes the same turn (:meth:`RunGate.turn`), has the lease
+checked in Redis after the events before it (:meth:`RunGate.check_lease`), then writes itself.
+
 What must stay true: a new checkpoint is handed to the writer only after every task-writes call that
 started before it, since the checkpoint folds those tasks' results in.
 """
@@ -21,6 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Protocol
 
 from redis.typing import EncodableT
@@ -32,6 +39,12 @@ log = logging.getLogger("graphrun.checkpoint")
 # A streamed task's result reaches the runner within a few event-loop turns of its writes; this is
 # only a backstop against waiting forever.
 RESULT_WAIT_S = 5.0
+
+# KEYS: lease (or ""). ARGV: attempt. 1 while the lease is this attempt's.
+_LEASE_HELD = """
+if KEYS[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return 1
+"""
 
 
 class OrderedWriter(Protocol):
@@ -54,6 +67,7 @@ class RunGate:
         self.refused = False
         self._results: dict[str, asyncio.Event] = {}
         self._queued: set[asyncio.Event] = set()  # task writes not yet handed to the writer
+        self._writing: set[asyncio.Event] = set()  # writes past their turn, not done yet
         self.closed = False
 
     def close(self) -> None:
@@ -70,12 +84,20 @@ class RunGate:
 
     async def write(self, task_id: str | None, script: str, keys: list[str], args: list[EncodableT]) -> None:
         """Queue ``script`` (KEYS[1] = the lease, ARGV[1] = the attempt, then ``keys`` and ``args``;
-        it returns 0 when the lease is not held) in its turn: a task's writes (``task_id``) after that
-        task's result, a checkpoint (None) after every task's writes that came before it.
+        it returns 0 when the lease is not held) in its turn.
 
         Returns once the write is queued, not once it landed: the writer keeps the order, and the
         runner flushes the writer before it stores the outcome. So LangGraph's steps never wait for
         a round trip, and its checkpoint bookkeeping is never behind at the end of a run."""
+        async with self.turn(task_id):
+            lease_key, attempt = self._fence or ("", 0)
+            self._writer.write_after(script, [lease_key, *keys], [str(attempt), *args]).add_done_callback(self._landed)
+
+    @asynccontextmanager
+    async def turn(self, task_id: str | None) -> AsyncIterator[None]:
+        """Wait for a write's turn: a task's writes (``task_id``) after that task's result, a
+        checkpoint (None) after every task's writes that came before it. A checkpoint that follows
+        waits until this block is left, and :meth:`settle` waits for it too."""
         handed = asyncio.Event()
         if task_id is not None:
             self._queued.add(handed)
@@ -91,15 +113,31 @@ class RunGate:
                     log.warning("task %s: its result was not streamed in time; checkpoint written anyway", task_id)
             if self.closed:
                 raise FencedError("the execution's outcome is decided; checkpoint not written")
-            lease_key, attempt = self._fence or ("", 0)
-            self._writer.write_after(script, [lease_key, *keys], [str(attempt), *args]).add_done_callback(self._landed)
+            self._writing.add(handed)
+            yield
         finally:
             handed.set()
             self._queued.discard(handed)
+            self._writing.discard(handed)
+
+    async def check_lease(self) -> None:
+        """Once every event emitted so far is in the log, whether this attempt still holds the lease;
+        FencedError if not. (For a saver that writes elsewhere than Redis: the check and its write
+        are two steps, see :mod:`graphrun.checkpoint.ordered`.)"""
+        if self._fence is None:
+            await self._writer.flush()
+            return
+        lease_key, attempt = self._fence
+        held = self._writer.write_after(_LEASE_HELD, [lease_key], [str(attempt)])
+        held.add_done_callback(self._landed)
+        if not await held:
+            raise FencedError(f"attempt {attempt} no longer holds the lease; checkpoint not written")
 
     async def settle(self) -> None:
         """Wait until everything queued has landed (before reading checkpoints back)."""
         await self._writer.flush()
+        for writing in list(self._writing):
+            await writing.wait()
 
     def _landed(self, done: asyncio.Future[object]) -> None:
         if done.cancelled():

@@ -35,6 +35,7 @@ from graphrun import metrics
 from graphrun.cache import GraphCache
 from graphrun.cancel import CancelBus
 from graphrun.checkpoint.gate import RunGate
+from graphrun.checkpoint.ordered import OrderedSaver
 from graphrun.checkpoint.redis import RedisSaver
 from graphrun.errors import BackendUnavailableError, FactoryError, FencedError
 from graphrun.events.log import EventLog, EventWriter
@@ -295,7 +296,7 @@ class ExecutionRunner:
             )
         loop = asyncio.get_running_loop()
         gate = RunGate(writer, fence, fresh=execution.attempt == 1)
-        if isinstance(self.checkpointer, RedisSaver):
+        if isinstance(self.checkpointer, RedisSaver | OrderedSaver):
             self.checkpointer.attach(execution.id, gate)
         inner = loop.create_task(
             self._run(execution, active, writer, gate, started_tasks, done_tasks), name=f"graphrun-run-{execution.id}"
@@ -317,7 +318,7 @@ class ExecutionRunner:
         # in its thread until it returns, and its result is thrown away.
         writer.seal()
         gate.close()
-        if isinstance(self.checkpointer, RedisSaver):
+        if isinstance(self.checkpointer, RedisSaver | OrderedSaver):
             saver = self.checkpointer
             inner.add_done_callback(lambda _: saver.detach(execution.id))
         if (
