@@ -30,6 +30,19 @@ def _scrape(port: int, proc: subprocess.Popen[bytes], log: Path) -> str:
     raise AssertionError(f"no /metrics in 60 s:\n{log.read_text()}")
 
 
+def _worker_that_stops(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`graphrun worker` expected to refuse to start: its exit status and output."""
+    return subprocess.run(
+        [sys.executable, "-m", "graphrun", "worker"],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+    )
+
+
 @pytest.mark.parametrize("processes", [1, 2])
 async def test_worker_processes_report_their_metrics(
     settings: Settings, api: ServerHandle, tmp_path: Path, processes: int
@@ -59,16 +72,7 @@ async def test_worker_processes_report_their_metrics(
         assert 'graphrun_event_loop_lag_seconds_count{role="worker"}' in text
         # A second worker given the same port stops at once, without touching the first one's
         # metrics (they live in a folder named after the port).
-        second = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "graphrun", "worker"],
-            check=False,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=tmp_path,
-        )
+        second = await asyncio.to_thread(_worker_that_stops, env, tmp_path)
         assert second.returncode == 2 and "GRAPHRUN_WORKER_METRICS_PORT" in second.stderr, second.stderr
         text = await asyncio.to_thread(_scrape, port, proc, log)
         assert 'graphrun_executions_total{status="succeeded"} 3.0' in text, text
@@ -83,28 +87,12 @@ def test_a_metrics_port_already_taken_stops_the_worker_with_a_clear_error(settin
         taken.listen()
         port = taken.getsockname()[1]
         env = process_env(settings, GRAPHRUN_WORKER_METRICS_PORT=str(port))
-        done = subprocess.run(
-            [sys.executable, "-m", "graphrun", "worker"],
-            check=False,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=tmp_path,
-        )
+        done = _worker_that_stops(env, tmp_path)
     assert done.returncode == 2, done.stderr
     assert f"GRAPHRUN_WORKER_METRICS_PORT: cannot listen on 127.0.0.1:{port}" in done.stderr
 
 
 def test_a_bad_metrics_port_is_a_config_error(settings: Settings, tmp_path: Path) -> None:
     env = process_env(settings, GRAPHRUN_WORKER_METRICS_PORT="70000")
-    done = subprocess.run(
-        [sys.executable, "-m", "graphrun", "worker"],
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    done = _worker_that_stops(env, tmp_path)
     assert done.returncode == 2 and "GRAPHRUN_WORKER_METRICS_PORT" in done.stderr, done.stderr

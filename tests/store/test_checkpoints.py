@@ -208,7 +208,7 @@ async def test_a_runs_writes_follow_its_events_and_stop_with_its_lease(
     gate = RunGate(writer, (lease, 1), fresh=True)
     base: Any = {"configurable": {"thread_id": "ex-gated", "checkpoint_ns": ""}}
     async with saver() as cp, saver() as reader:  # the reader: another process, no gate
-        cp.attach("ex-gated", gate)
+        cp.gates.attach("ex-gated", gate)
         first = await cp.aput(base, empty_checkpoint(), {}, {})
         gate.task_started("t1")
         writes = asyncio.create_task(cp.aput_writes(first, [("n", 1)], "t1"))

@@ -30,6 +30,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Protocol
 
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import get_checkpoint_id
 from redis.typing import EncodableT
 
 from graphrun.errors import FencedError
@@ -55,6 +57,30 @@ class OrderedWriter(Protocol):
     async def flush(self) -> None: ...
 
 
+class Gates:
+    """Which run's gate each thread's (execution's) checkpoint writes go through: the runner
+    attaches one while the execution runs; a thread without one is written straight through."""
+
+    def __init__(self) -> None:
+        self._by_thread: dict[str, RunGate] = {}
+
+    def attach(self, thread_id: str, gate: RunGate) -> None:
+        self._by_thread[thread_id] = gate
+
+    def detach(self, thread_id: str) -> None:
+        self._by_thread.pop(thread_id, None)
+
+    def of(self, config: RunnableConfig) -> RunGate | None:
+        return self._by_thread.get(str(config["configurable"]["thread_id"]))
+
+
+class GatedSaver:
+    """Mixed into a checkpointer whose runs' writes are ordered and fenced by their
+    :class:`RunGate` (it sets ``gates`` in its ``__init__``)."""
+
+    gates: Gates
+
+
 class RunGate:
     def __init__(self, writer: OrderedWriter, fence: tuple[str, int] | None, *, fresh: bool = False) -> None:
         self._writer = writer
@@ -73,6 +99,12 @@ class RunGate:
     def close(self) -> None:
         """The outcome is decided: whatever the run still writes is refused."""
         self.closed = True
+
+    def has_no_checkpoint(self, config: RunnableConfig) -> bool:
+        """Whether looking up the newest checkpoint of ``config``'s namespace can be skipped: a
+        first attempt has none there until it wrote one."""
+        ns = config["configurable"].get("checkpoint_ns", "")
+        return not get_checkpoint_id(config) and self.fresh and ns not in self.namespaces_written
 
     def task_started(self, task_id: str) -> None:
         """The runner saw this task start: its writes wait for its result."""

@@ -28,24 +28,16 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
-    get_checkpoint_id,
 )
 
-from graphrun.checkpoint.gate import RunGate
+from graphrun.checkpoint.gate import GatedSaver, Gates
 
 
-class OrderedSaver(BaseCheckpointSaver[Any]):
+class OrderedSaver(GatedSaver, BaseCheckpointSaver[Any]):
     def __init__(self, inner: BaseCheckpointSaver[Any]) -> None:
         super().__init__(serde=inner.serde)
         self.inner = inner
-        self._gates: dict[str, RunGate] = {}
-
-    def attach(self, thread_id: str, gate: RunGate) -> None:
-        """Order and fence this thread's writes through ``gate`` until :meth:`detach`."""
-        self._gates[thread_id] = gate
-
-    def detach(self, thread_id: str) -> None:
-        self._gates.pop(thread_id, None)
+        self.gates = Gates()
 
     @property
     def config_specs(self) -> list[Any]:
@@ -63,13 +55,12 @@ class OrderedSaver(BaseCheckpointSaver[Any]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        conf = config["configurable"]
-        gate = self._gates.get(str(conf["thread_id"]))
+        gate = self.gates.of(config)
         if gate is None:
             return await self.inner.aput(config, checkpoint, metadata, new_versions)
         async with gate.turn(None):
             await gate.check_lease()
-            gate.namespaces_written.add(conf.get("checkpoint_ns", ""))
+            gate.namespaces_written.add(config["configurable"].get("checkpoint_ns", ""))
             return await self.inner.aput(config, checkpoint, metadata, new_versions)
 
     async def aput_writes(
@@ -79,7 +70,7 @@ class OrderedSaver(BaseCheckpointSaver[Any]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        gate = self._gates.get(str(config["configurable"]["thread_id"]))
+        gate = self.gates.of(config)
         if gate is None:
             await self.inner.aput_writes(config, writes, task_id, task_path)
             return
@@ -93,12 +84,8 @@ class OrderedSaver(BaseCheckpointSaver[Any]):
     # -- reading --------------------------------------------------------------------------------
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        conf = config["configurable"]
-        gate = self._gates.get(str(conf["thread_id"]))
-        if gate is not None:
-            ns = conf.get("checkpoint_ns", "")
-            # A first attempt has no checkpoint in a namespace until it wrote one: no read needed.
-            if not get_checkpoint_id(config) and gate.fresh and ns not in gate.namespaces_written:
+        if (gate := self.gates.of(config)) is not None:
+            if gate.has_no_checkpoint(config):
                 return None
             await gate.settle()  # what this run wrote is readable once it landed
         return await self.inner.aget_tuple(config)

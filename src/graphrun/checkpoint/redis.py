@@ -45,7 +45,7 @@ from redis.asyncio import Redis
 from redis.typing import EncodableT
 
 from graphrun.batch import CommandBatcher
-from graphrun.checkpoint.gate import RunGate
+from graphrun.checkpoint.gate import GatedSaver, Gates
 from graphrun.errors import FencedError
 from graphrun.keys import Keys
 
@@ -75,7 +75,7 @@ def _member(ns: str, checkpoint_id: str) -> str:
     return f"{ns}{_SEP}{checkpoint_id}"
 
 
-class RedisSaver(BaseCheckpointSaver[str]):
+class RedisSaver(GatedSaver, BaseCheckpointSaver[str]):
     """Async only: graphrun runs every graph with ``astream``."""
 
     def __init__(self, redis: Redis, keys: Keys, *, ttl_s: int, batcher: CommandBatcher | None = None) -> None:
@@ -85,25 +85,22 @@ class RedisSaver(BaseCheckpointSaver[str]):
         self.batcher = batcher or CommandBatcher(redis)
         self.keys = keys
         self.ttl_s = ttl_s
-        self._gates: dict[str, RunGate] = {}
-
-    def attach(self, thread_id: str, gate: RunGate) -> None:
-        """Order and fence this thread's writes through ``gate`` until :meth:`detach`."""
-        self._gates[thread_id] = gate
-
-    def detach(self, thread_id: str) -> None:
-        self._gates.pop(thread_id, None)
+        self.gates = Gates()
 
     async def _run(
-        self, thread_id: str, task_id: str | None, script: str, keys: list[str], args: list[EncodableT]
+        self,
+        config: RunnableConfig,
+        task_id: str | None,
+        script: str,
+        keys: list[str],
+        args: list[EncodableT],
     ) -> None:
         """Through the thread's gate when a run is attached (ordered after its events, fenced by its
         lease), else straight to Redis."""
-        gate = self._gates.get(thread_id)
-        if gate is not None:
+        if (gate := self.gates.of(config)) is not None:
             await gate.write(task_id, script, keys, args)
         elif not await self.redis.eval(script, len(keys) + 1, "", *keys, "", *args):
-            raise FencedError(f"execution {thread_id}: lease lost; checkpoint not written")
+            raise FencedError(f"execution {config['configurable']['thread_id']}: lease lost; checkpoint not written")
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -124,9 +121,9 @@ class RedisSaver(BaseCheckpointSaver[str]):
         if parent := conf.get("checkpoint_id"):
             args += [f"{member}{_SEP}p", parent]
         keys = [self.keys.checkpoints(thread_id), self.keys.checkpoint_ids(thread_id)]
-        if (gate := self._gates.get(thread_id)) is not None:
+        if (gate := self.gates.of(config)) is not None:
             gate.namespaces_written.add(ns)
-        await self._run(thread_id, None, _PUT, keys, [self.ttl_s, member, *args])
+        await self._run(config, None, _PUT, keys, [self.ttl_s, member, *args])
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint["id"]}}
 
     async def aput_writes(
@@ -146,7 +143,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
             type_, blob = self.serde.dumps_typed(value)
             field = f"{task_id}{_SEP}{WRITES_IDX_MAP.get(channel, idx)}{_SEP}"
             args += [f"{field}c", channel, f"{field}t", type_, f"{field}v", blob, f"{field}p", task_path]
-        await self._run(str(conf["thread_id"]), task_id, _PUT_WRITES, [key], [self.ttl_s, int(replace), *args])
+        await self._run(config, task_id, _PUT_WRITES, [key], [self.ttl_s, int(replace), *args])
 
     async def adelete_thread(self, thread_id: str) -> None:
         thread_id = str(thread_id)
@@ -165,10 +162,9 @@ class RedisSaver(BaseCheckpointSaver[str]):
         thread_id = str(conf["thread_id"])
         ns = conf.get("checkpoint_ns", "")
         checkpoint_id = get_checkpoint_id(config)
-        gate = self._gates.get(thread_id)
-        if not checkpoint_id and gate is not None and gate.fresh and ns not in gate.namespaces_written:
-            return None
-        if gate is not None:
+        if (gate := self.gates.of(config)) is not None:
+            if gate.has_no_checkpoint(config):
+                return None
             await gate.settle()  # what this run queued is readable once it landed
         if not checkpoint_id:
             newest = cast(

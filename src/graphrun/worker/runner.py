@@ -34,9 +34,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from graphrun import metrics
 from graphrun.cache import GraphCache
 from graphrun.cancel import CancelBus
-from graphrun.checkpoint.gate import RunGate
-from graphrun.checkpoint.ordered import OrderedSaver
-from graphrun.checkpoint.redis import RedisSaver
+from graphrun.checkpoint.gate import GatedSaver, Gates, RunGate
 from graphrun.errors import BackendUnavailableError, FactoryError, FencedError
 from graphrun.events.log import EventLog, EventWriter
 from graphrun.events.model import EventKind, to_jsonable
@@ -88,7 +86,7 @@ class ExecutionRunner:
         *,
         default_timeout_s: float,
         start_grace_s: float = 0.0,
-        checkpointer: BaseCheckpointSaver | None = None,  # type: ignore[type-arg]
+        checkpointer: BaseCheckpointSaver[Any] | None = None,
         recursion_limit: int = 10_000,
     ) -> None:
         self.store = store
@@ -98,6 +96,9 @@ class ExecutionRunner:
         self.leases = leases
         self.requeue = requeue
         self.checkpointer = checkpointer
+        # Where each run attaches its gate, if the checkpointer orders and fences writes through one.
+        saver: object = checkpointer  # (mypy cannot narrow an Optional generic by a mixin)
+        self._gates: Gates | None = saver.gates if isinstance(saver, GatedSaver) else None
         self.default_timeout_s = default_timeout_s
         self.start_grace_s = start_grace_s
         self.recursion_limit = recursion_limit
@@ -296,8 +297,8 @@ class ExecutionRunner:
             )
         loop = asyncio.get_running_loop()
         gate = RunGate(writer, fence, fresh=execution.attempt == 1)
-        if isinstance(self.checkpointer, RedisSaver | OrderedSaver):
-            self.checkpointer.attach(execution.id, gate)
+        if (gates := self._gates) is not None:
+            gates.attach(execution.id, gate)
         inner = loop.create_task(
             self._run(execution, active, writer, gate, started_tasks, done_tasks), name=f"graphrun-run-{execution.id}"
         )
@@ -318,9 +319,8 @@ class ExecutionRunner:
         # in its thread until it returns, and its result is thrown away.
         writer.seal()
         gate.close()
-        if isinstance(self.checkpointer, RedisSaver | OrderedSaver):
-            saver = self.checkpointer
-            inner.add_done_callback(lambda _: saver.detach(execution.id))
+        if gates is not None:
+            inner.add_done_callback(lambda _: gates.detach(execution.id))
         if (
             writer.fenced
             or gate.refused
