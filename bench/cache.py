@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import header, median, pct
 from bench.article_cache import MultiLevelCache
 from graphrun.cache import GraphCache
-from graphrun.connections import shared_client
-from graphrun.embedded import EmbeddedRedis
+from graphrun.redis.connections import shared_client
+from graphrun.redis.embedded import EmbeddedRedis
 from graphrun.registry import GraphRegistry
 from graphrun.store import open_store
 

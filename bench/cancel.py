@@ -3,7 +3,7 @@
     make bench-cancel        (or: .venv/bin/python bench/cancel.py [--samples 200])
 
 graphrun: `graphrun serve` (the API, and one worker process) on 127.0.0.1 with a private Redis
-(graphrun.embedded.EmbeddedRedis) and SQLite in a temporary directory. For each sample the client
+(graphrun.redis.embedded.EmbeddedRedis) and SQLite in a temporary directory. For each sample the client
 submits a `chain` execution whose node awaits 30 s, follows its SSE stream until `node_start`, waits
 a random 20–200 ms, then measures from sending POST /executions/{id}/cancel to receiving the
 `cancelled` event on the stream. Samples run one after another. The same for a synchronous node
@@ -53,8 +53,8 @@ import httpx
 from redis.asyncio import Redis
 
 from graphrun.client import GraphrunClient
-from graphrun.embedded import EmbeddedRedis, free_port
 from graphrun.examples.chain import build as build_chain
+from graphrun.redis.embedded import EmbeddedRedis, free_port
 from graphrun.settings import Settings
 
 HOST = "127.0.0.1"

@@ -47,7 +47,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import header
-from graphrun.embedded import EmbeddedRedis, die_with_parent, free_port, redis_server_binary
+from graphrun.redis.embedded import EmbeddedRedis, die_with_parent, free_port, redis_server_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 

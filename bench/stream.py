@@ -11,7 +11,7 @@ Two shapes of load, each for both designs, one run per size:
 
 Each run:
 
-- a private Redis (graphrun.embedded.EmbeddedRedis) on 127.0.0.1, shared by every run (each run has
+- a private Redis (graphrun.redis.embedded.EmbeddedRedis) on 127.0.0.1, shared by every run (each run has
   its own key prefix);
 - the server, alone in its own process: graphrun's API (`uvicorn --factory graphrun.api:create_app`,
   one process, SQLite in a temporary directory), or the baseline: a tiny Starlette app in this file
@@ -63,11 +63,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 
 from bench._common import machine, pct
-from graphrun.connections import ConnectionName, shared_client
-from graphrun.embedded import EmbeddedRedis, free_port
 from graphrun.events.ids import StreamId
 from graphrun.events.model import Event, EventKind
-from graphrun.keys import Keys
+from graphrun.redis.connections import ConnectionName, shared_client
+from graphrun.redis.embedded import EmbeddedRedis, free_port
+from graphrun.redis.keys import Keys
 
 HOST = "127.0.0.1"
 DEADLINE_S = 300

@@ -13,8 +13,8 @@ import pytest
 import uvicorn
 from redis.asyncio import Redis
 
-from graphrun.connections import shared_client
-from graphrun.embedded import EmbeddedRedis, free_port
+from graphrun.redis.connections import shared_client
+from graphrun.redis.embedded import EmbeddedRedis, free_port
 from graphrun.settings import Settings
 
 PG_URL = os.environ.get("GRAPHRUN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from graphrun.embedded import free_port
+from graphrun.redis.embedded import free_port
 from graphrun.settings import Settings
 from tests.helpers import chain_workflow, process_env, submit
 

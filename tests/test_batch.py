@@ -1,4 +1,4 @@
-"""The Redis command batcher (graphrun/batch.py), against a real Redis server."""
+"""The Redis command batcher (graphrun/redis/batch.py), against a real Redis server."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, ResponseError
 
-from graphrun.batch import CommandBatcher
+from graphrun.redis.batch import CommandBatcher
 
 
 async def test_callers_of_one_moment_share_one_round_trip(redis: Redis, prefix: str) -> None:

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from graphrun.cancel import CancelBus
-from graphrun.keys import Keys
+from graphrun.redis.cancel import CancelBus
+from graphrun.redis.keys import Keys
 from graphrun.settings import Settings
 from tests.conftest import ServerHandle
 from tests.graphs import REGISTRY_TOML

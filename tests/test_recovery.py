@@ -18,11 +18,11 @@ import pytest
 from redis.asyncio import Redis
 
 from graphrun.client import GraphrunClient
-from graphrun.connections import shared_client
-from graphrun.embedded import EmbeddedRedis
 from graphrun.events.ids import ZERO
 from graphrun.events.log import EventLog
-from graphrun.keys import Keys
+from graphrun.redis.connections import shared_client
+from graphrun.redis.embedded import EmbeddedRedis
+from graphrun.redis.keys import Keys
 from graphrun.settings import Settings
 from tests.conftest import start_api
 from tests.helpers import process_env, read_events

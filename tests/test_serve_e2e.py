@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from graphrun.embedded import free_port
+from graphrun.redis.embedded import free_port
 from tests.helpers import chain_workflow, read_events, submit
 
 

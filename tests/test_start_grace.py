@@ -13,7 +13,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from graphrun.keys import Keys
+from graphrun.redis.keys import Keys
 from graphrun.settings import Settings
 from tests.conftest import ServerHandle
 from tests.graphs import REGISTRY_TOML

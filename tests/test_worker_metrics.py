@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from graphrun.embedded import free_port
+from graphrun.redis.embedded import free_port
 from graphrun.settings import Settings
 from tests.conftest import ServerHandle
 from tests.helpers import process_env

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from graphrun.connections import API_POOL_SIZE, ConnectionName
 from graphrun.events.ids import ZERO, StreamId
-from graphrun.keys import Keys
+from graphrun.redis.connections import API_POOL_SIZE, ConnectionName
+from graphrun.redis.keys import Keys
 from graphrun.settings import Settings
 from tests.conftest import ServerHandle, start_api
 from tests.helpers import chain_workflow, parse_frame, read_events, submit, wait_status

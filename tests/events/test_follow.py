@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from graphrun.connections import dedicated_client
 from graphrun.events.follow import Truncated, follow
 from graphrun.events.hub import StreamHub
 from graphrun.events.ids import ZERO, StreamId
 from graphrun.events.log import EventLog
 from graphrun.events.model import Entry, Event, EventKind
-from graphrun.keys import Keys
+from graphrun.redis.connections import dedicated_client
+from graphrun.redis.keys import Keys
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from graphrun.errors import BadEventIdError
 from graphrun.events.ids import ZERO, StreamId
 from graphrun.events.log import MAX_EVENTS_PER_WRITE, MAX_WRITE_BYTES, EventLog, EventWriter
 from graphrun.events.model import EventKind
-from graphrun.keys import Keys
+from graphrun.redis.keys import Keys
 
 
 @pytest.fixture

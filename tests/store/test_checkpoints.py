@@ -22,7 +22,7 @@ from graphrun.checkpoint.gate import RunGate
 from graphrun.errors import FencedError
 from graphrun.events.log import EventLog
 from graphrun.events.model import EventKind
-from graphrun.keys import Keys
+from graphrun.redis.keys import Keys
 from graphrun.settings import Settings
 from graphrun.store import open_store
 

@@ -14,15 +14,15 @@ from graphrun.api import errors, events, executions, system, workflows
 from graphrun.api.auth import Auth
 from graphrun.api.limits import BodyLimit
 from graphrun.api.state import AppState
-from graphrun.batch import CommandBatcher
 from graphrun.cache.invalidation import WorkflowChanges
-from graphrun.cancel import CancelBus
-from graphrun.connections import API_POOL_SIZE, ConnectionName, dedicated_client, shared_client
 from graphrun.events.hub import StreamHub
 from graphrun.events.log import EventLog
-from graphrun.keys import Keys
 from graphrun.looplag import LoopLagMonitor
-from graphrun.queue import make_broker
+from graphrun.redis.batch import CommandBatcher
+from graphrun.redis.cancel import CancelBus
+from graphrun.redis.connections import API_POOL_SIZE, ConnectionName, dedicated_client, shared_client
+from graphrun.redis.keys import Keys
+from graphrun.redis.queue import make_broker
 from graphrun.registry import GraphRegistry
 from graphrun.settings import Settings, load_settings
 from graphrun.store import open_store

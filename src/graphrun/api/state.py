@@ -11,10 +11,10 @@ from taskiq_redis import ListQueueBroker
 
 from graphrun.api.auth import Auth
 from graphrun.cache.invalidation import WorkflowChanges
-from graphrun.cancel import CancelBus
 from graphrun.events.hub import StreamHub
 from graphrun.events.log import EventLog
-from graphrun.keys import Keys
+from graphrun.redis.cancel import CancelBus
+from graphrun.redis.keys import Keys
 from graphrun.registry import GraphRegistry
 from graphrun.settings import Settings
 from graphrun.store.base import Store

@@ -20,7 +20,7 @@ from graphrun.api.schemas import (
     WorkflowUpdate,
 )
 from graphrun.api.state import State, require_key
-from graphrun.queue import enqueue
+from graphrun.redis.queue import enqueue
 from graphrun.registry import config_timeout_s, factory_config
 
 log = logging.getLogger("graphrun.api")

@@ -15,8 +15,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from graphrun.cache.graphs import GraphCache
-from graphrun.keys import Keys
-from graphrun.pubsub import listen_forever
+from graphrun.redis.keys import Keys
+from graphrun.redis.pubsub import listen_forever
 
 log = logging.getLogger("graphrun.cache")
 

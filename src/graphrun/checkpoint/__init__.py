@@ -17,10 +17,10 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
-from graphrun.batch import CommandBatcher
 from graphrun.checkpoint.ordered import OrderedSaver
 from graphrun.checkpoint.redis import RedisSaver
-from graphrun.keys import Keys
+from graphrun.redis.batch import CommandBatcher
+from graphrun.redis.keys import Keys
 from graphrun.settings import Settings
 
 _PG_SETUP_LOCK = 0x67726E73  # serialises the checkpointer's own migrations across processes

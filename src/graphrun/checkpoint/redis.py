@@ -6,7 +6,7 @@ durability (the embedded Redis keeps an append-only file), and cost one pipeline
 step instead of a database transaction per step. ``langgraph-checkpoint-redis`` needs the RedisJSON
 and RediSearch modules, which the embedded server (and many managed ones) do not have.
 
-Layout, per thread (execution id), all under the configured prefix (see :class:`graphrun.keys.Keys`):
+Layout, per thread (execution id), all under the configured prefix (see :class:`graphrun.redis.keys.Keys`):
 
 - ``checkpoint_ids(thread)``: sorted set of ``ns NUL checkpoint_id``, all with score 0, so that a
   lexicographic range finds the newest checkpoint of a namespace (checkpoint ids sort by time);
@@ -44,10 +44,10 @@ from langgraph.checkpoint.base import (
 from redis.asyncio import Redis
 from redis.typing import EncodableT
 
-from graphrun.batch import CommandBatcher
 from graphrun.checkpoint.gate import GatedSaver, Gates
 from graphrun.errors import FencedError
-from graphrun.keys import Keys
+from graphrun.redis.batch import CommandBatcher
+from graphrun.redis.keys import Keys
 
 _SEP = "\x00"
 

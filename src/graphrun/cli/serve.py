@@ -17,7 +17,7 @@ import subprocess
 import uvicorn
 
 from graphrun.cli.worker import worker_command
-from graphrun.embedded import EmbeddedRedis, die_with_parent
+from graphrun.redis.embedded import EmbeddedRedis, die_with_parent
 from graphrun.settings import Settings
 from graphrun.store import open_store
 

@@ -89,7 +89,7 @@ def run_workers(settings: Settings) -> int:
 
 def supervise(commands: list[list[str]], env: dict[str, str]) -> int:
     """Run the commands, restart any that dies unexpectedly, stop all on SIGTERM/SIGINT."""
-    from graphrun.embedded import die_with_parent
+    from graphrun.redis.embedded import die_with_parent
 
     stopping = False
 

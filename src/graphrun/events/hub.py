@@ -23,11 +23,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from graphrun.aio import cancel_and_wait
-from graphrun.batch import CommandBatcher
-from graphrun.connections import ConnectionName
 from graphrun.events.ids import ZERO, StreamId
 from graphrun.events.model import Entry
 from graphrun.metrics import HUB_STREAMS
+from graphrun.redis.batch import CommandBatcher
+from graphrun.redis.connections import ConnectionName
 
 log = logging.getLogger("graphrun.events")
 

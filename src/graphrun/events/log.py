@@ -20,11 +20,11 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
 
-from graphrun.batch import Command, CommandBatcher
 from graphrun.errors import BackendUnavailableError, EventLogError, FencedError
 from graphrun.events.ids import ZERO, StreamId
 from graphrun.events.model import TERMINAL_KINDS, Entry, Event, EventKind
-from graphrun.keys import Keys
+from graphrun.redis.batch import Command, CommandBatcher
+from graphrun.redis.keys import Keys
 
 log = logging.getLogger("graphrun.events")
 

@@ -19,16 +19,16 @@ from contextlib import AsyncExitStack
 from taskiq.receiver import Receiver
 
 from graphrun.aio import cancel_and_wait
-from graphrun.batch import CommandBatcher
 from graphrun.cache import GraphCache, WorkflowChanges
-from graphrun.cancel import CancelBus
 from graphrun.checkpoint import open_checkpointer
-from graphrun.connections import ConnectionName, shared_client
 from graphrun.events.log import EventLog
-from graphrun.keys import Keys
-from graphrun.lease import Leases
 from graphrun.looplag import LoopLagMonitor
-from graphrun.queue import EXECUTE_TASK, enqueue, make_broker
+from graphrun.redis.batch import CommandBatcher
+from graphrun.redis.cancel import CancelBus
+from graphrun.redis.connections import ConnectionName, shared_client
+from graphrun.redis.keys import Keys
+from graphrun.redis.lease import Leases
+from graphrun.redis.queue import EXECUTE_TASK, enqueue, make_broker
 from graphrun.registry import GraphRegistry
 from graphrun.settings import Settings
 from graphrun.store import open_store

@@ -33,12 +33,12 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from graphrun import metrics
 from graphrun.cache import GraphCache
-from graphrun.cancel import CancelBus
 from graphrun.checkpoint.gate import GatedSaver, Gates, RunGate
 from graphrun.errors import BackendUnavailableError, FactoryError, FencedError
 from graphrun.events.log import EventLog, EventWriter
 from graphrun.events.model import EventKind, to_jsonable
-from graphrun.lease import Leases
+from graphrun.redis.cancel import CancelBus
+from graphrun.redis.lease import Leases
 from graphrun.registry import config_timeout_s
 from graphrun.store.base import Execution, ExecutionStatus, Store
 

@@ -29,8 +29,8 @@ from graphrun import metrics
 from graphrun.errors import BackendUnavailableError
 from graphrun.events.log import EventLog
 from graphrun.events.model import EventKind
-from graphrun.keys import Keys
-from graphrun.lease import Leases
+from graphrun.redis.keys import Keys
+from graphrun.redis.lease import Leases
 from graphrun.store.base import ExecutionStatus, Store
 
 log = logging.getLogger("graphrun.worker")

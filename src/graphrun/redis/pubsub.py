@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-log = logging.getLogger("graphrun.pubsub")
+log = logging.getLogger("graphrun.redis.pubsub")
 
 
 async def listen_forever(

@@ -25,9 +25,9 @@ from taskiq import BrokerMessage
 from taskiq.kicker import AsyncKicker
 from taskiq_redis import ListQueueBroker
 
-from graphrun.batch import CommandBatcher
-from graphrun.connections import ConnectionName
-from graphrun.keys import Keys
+from graphrun.redis.batch import CommandBatcher
+from graphrun.redis.connections import ConnectionName
+from graphrun.redis.keys import Keys
 
 EXECUTE_TASK = "graphrun.execute"
 

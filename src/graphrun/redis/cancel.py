@@ -22,11 +22,11 @@ from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
-from graphrun.batch import CommandBatcher
-from graphrun.keys import Keys
-from graphrun.pubsub import listen_forever
+from graphrun.redis.batch import CommandBatcher
+from graphrun.redis.keys import Keys
+from graphrun.redis.pubsub import listen_forever
 
-log = logging.getLogger("graphrun.cancel")
+log = logging.getLogger("graphrun.redis.cancel")
 
 FLAG_TTL_S = 24 * 3600
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from graphrun.batch import CommandBatcher
-from graphrun.keys import Keys
+from graphrun.redis.batch import CommandBatcher
+from graphrun.redis.keys import Keys
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
