@@ -1,0 +1,178 @@
+"""Executions: creation, reads, and the compare-and-set transitions of their life cycle."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.dml import ReturningUpdate
+
+from graphrun.errors import NotFoundError, StoreError
+from graphrun.store.base import Execution, ExecutionStatus, Page
+from graphrun.store.queries.common import decode_cursor, encode_cursor, execution_row, new_execution_id, utcnow
+from graphrun.store.schema import JSONType, UTCDateTime, executions, workflows
+
+# Every writing operation writes first: see graphrun.store.queries.common.
+
+# The statements of the hot path (every execution makes these calls) are built once, with bound
+# parameters: building one per call, and computing its cache key, costs more than SQLite running it.
+
+# One INSERT … SELECT that pins the current version: no read-then-write transaction.
+_CREATE_EXECUTION = (
+    executions.insert()
+    .from_select(
+        ["id", "workflow_id", "workflow_version", "status", "input", "attempt", "timeout_s", "created_at"],
+        sa.select(
+            sa.bindparam("new_id", type_=sa.String),
+            workflows.c.id,
+            workflows.c.version,
+            sa.literal(ExecutionStatus.QUEUED.value),
+            sa.bindparam("input", type_=JSONType),
+            sa.literal(0),
+            sa.bindparam("timeout_s", type_=sa.Float),
+            sa.bindparam("now", type_=UTCDateTime),
+        ).where(workflows.c.id == sa.bindparam("workflow_id"), workflows.c.deleted_at.is_(None)),
+    )
+    .returning(*executions.c)
+)
+_GET_EXECUTION = sa.select(executions).where(executions.c.id == sa.bindparam("execution_id"))
+_DELETE_EXECUTION = executions.delete().where(executions.c.id == sa.bindparam("execution_id"))
+
+
+def create_execution(
+    conn: sa.Connection, workflow_id: int, input: dict[str, Any], timeout_s: float | None
+) -> Execution:
+    params = {
+        "new_id": new_execution_id(),
+        "workflow_id": workflow_id,
+        "input": input,
+        "timeout_s": timeout_s,
+        "now": utcnow(),
+    }
+    row = conn.execute(_CREATE_EXECUTION, params).one_or_none()
+    if row is None:
+        raise NotFoundError(f"workflow {workflow_id} not found")
+    return execution_row(row)
+
+
+def delete_execution(conn: sa.Connection, execution_id: str) -> None:
+    conn.execute(_DELETE_EXECUTION, {"execution_id": execution_id})
+
+
+def get_execution(conn: sa.Connection, execution_id: str) -> Execution:
+    row = conn.execute(_GET_EXECUTION, {"execution_id": execution_id}).one_or_none()
+    if row is None:
+        raise NotFoundError(f"execution {execution_id} not found")
+    return execution_row(row)
+
+
+def list_executions(
+    conn: sa.Connection,
+    limit: int,
+    cursor: str | None,
+    workflow_id: int | None,
+    status: ExecutionStatus | None,
+) -> Page[Execution]:
+    query = sa.select(executions)
+    if workflow_id is not None:
+        query = query.where(executions.c.workflow_id == workflow_id)
+    if status is not None:
+        query = query.where(executions.c.status == status.value)
+    if cursor:
+        ts, last_id = decode_cursor(cursor, 2)
+        try:
+            at = datetime.fromisoformat(ts)
+        except ValueError:
+            raise StoreError("malformed cursor") from None
+        # Newest first; (created_at, id) is unique, so the page boundary is exact.
+        query = query.where(
+            sa.or_(
+                executions.c.created_at < at,
+                sa.and_(executions.c.created_at == at, executions.c.id < last_id),
+            )
+        )
+    query = query.order_by(executions.c.created_at.desc(), executions.c.id.desc()).limit(limit + 1)
+    rows = conn.execute(query).all()
+    items = [execution_row(r) for r in rows[:limit]]
+    more = len(rows) > limit
+    next_cursor = encode_cursor(items[-1].created_at.isoformat(), items[-1].id) if more else None
+    return Page(items, next_cursor)
+
+
+def _transition(*where: Any, **values: Any) -> ReturningUpdate[Any]:
+    """A compare-and-set: one UPDATE … WHERE <expected state> … RETURNING of ``:execution_id``."""
+    this = executions.c.id == sa.bindparam("execution_id")
+    return executions.update().where(this, *where).values(**values).returning(*executions.c)
+
+
+# (Parameters may not be named after a column the UPDATE sets: SQLAlchemy reserves those names.)
+_RUNNING_ATTEMPT = (
+    executions.c.status == ExecutionStatus.RUNNING.value,
+    executions.c.attempt == sa.bindparam("expected_attempt"),
+)
+_NOW = sa.bindparam("now", type_=UTCDateTime)
+_CLAIM = _transition(
+    executions.c.status == ExecutionStatus.QUEUED.value,
+    status=ExecutionStatus.RUNNING.value,
+    started_at=_NOW,
+    attempt=executions.c.attempt + 1,
+)
+_FINISH = _transition(
+    *_RUNNING_ATTEMPT,
+    status=sa.bindparam("new_status"),
+    output=sa.bindparam("out", type_=JSONType),
+    error=sa.bindparam("err", type_=JSONType),
+    finished_at=_NOW,
+)
+_REQUEUE = _transition(*_RUNNING_ATTEMPT, status=ExecutionStatus.QUEUED.value)
+_CANCEL_QUEUED = _transition(
+    executions.c.status == ExecutionStatus.QUEUED.value, status=ExecutionStatus.CANCELLED.value, finished_at=_NOW
+)
+
+
+def _run_transition(conn: sa.Connection, statement: ReturningUpdate[Any], params: dict[str, Any]) -> Execution | None:
+    row = conn.execute(statement, params).one_or_none()
+    return execution_row(row) if row is not None else None
+
+
+def claim_execution(conn: sa.Connection, execution_id: str) -> Execution | None:
+    return _run_transition(conn, _CLAIM, {"execution_id": execution_id, "now": utcnow()})
+
+
+def finish_execution(
+    conn: sa.Connection,
+    execution_id: str,
+    attempt: int,
+    status: ExecutionStatus,
+    output: Any,
+    error: dict[str, Any] | None,
+) -> Execution | None:
+    params = {
+        "execution_id": execution_id,
+        "expected_attempt": attempt,
+        "new_status": status.value,
+        "out": output,
+        "err": error,
+        "now": utcnow(),
+    }
+    return _run_transition(conn, _FINISH, params)
+
+
+def requeue_execution(conn: sa.Connection, execution_id: str, attempt: int) -> Execution | None:
+    return _run_transition(conn, _REQUEUE, {"execution_id": execution_id, "expected_attempt": attempt})
+
+
+def executions_in(
+    conn: sa.Connection, status: ExecutionStatus, limit: int, created_before: datetime | None
+) -> list[Execution]:
+    """Oldest first: what the sweeper checks."""
+    query = sa.select(executions).where(executions.c.status == status.value)
+    if created_before is not None:
+        query = query.where(executions.c.created_at < created_before)
+    query = query.order_by(executions.c.created_at, executions.c.id).limit(limit)
+    return [execution_row(r) for r in conn.execute(query).all()]
+
+
+def cancel_queued(conn: sa.Connection, execution_id: str) -> Execution | None:
+    return _run_transition(conn, _CANCEL_QUEUED, {"execution_id": execution_id, "now": utcnow()})
