@@ -1,27 +1,39 @@
-"""What every benchmark prints about where and when it ran."""
+"""What every benchmark prints about where and when it ran, and the statistics they share."""
 
 from __future__ import annotations
 
 import importlib.metadata as md
+import math
 import os
 import platform
 import statistics
+import sys
+import time
 from datetime import UTC, datetime
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
+def cpu_model() -> str:
+    # psutil does not name the CPU; /proc/cpuinfo is the one place Linux does.
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
                 if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine() -> str:
     return (
-        f"{os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+        f"{os.cpu_count()} cores, {cpu_model()}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
     )
+
+
+def nproc() -> int:
+    """Cores this process may run on (what the benchmark could use)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def versions(*packages: str) -> str:
@@ -34,16 +46,35 @@ def versions(*packages: str) -> str:
     return ", ".join(out)
 
 
+def stamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def header(title: str, *packages: str) -> str:
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"# {title}\n{now} · {machine()}\n{versions('graphrun', *packages)}\n"
+    return f"# {title}\n{stamp()} · {machine()}\n{versions('graphrun', *packages)}\n"
+
+
+def load_average() -> str:
+    """The 1-minute load average: other work on this shared machine shows here."""
+    return f"{os.getloadavg()[0]:.2f}"
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def pct(values: list[float], q: float) -> float:
-    """The q-th percentile (0–100), nearest-rank."""
+    """The q-th percentile (0–100), nearest rank: the smallest value with at least q% of the values
+    at or below it (so p99 of 100 values is the 99th, not the maximum)."""
+    if not values:
+        raise ValueError("percentile of no values")
     ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[k]
+    return ordered[max(0, math.ceil(q * len(ordered) / 100) - 1)]
+
+
+def pct_or_none(values: list[float], q: float) -> float | None:
+    """``pct``, or None where nothing was measured (a JSON result says so as null)."""
+    return pct(values, q) if values else None
 
 
 def median(values: list[float]) -> float:

@@ -20,7 +20,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._loadgen import CLK_TCK, cpu_ticks, machine_busy_ticks, pct
+from bench._common import pct, pct_or_none
+from bench._procs import CpuShare
 from graphrun.examples.chain import build
 
 GRAPHRUN_MODES = ["tasks", "custom", "messages", "values"]
@@ -68,21 +69,18 @@ async def closed_loop(
             if t_measure <= last < t_stop:
                 lat.append((last - t0) * 1000)
 
-    c0, machine0, own0 = time.process_time(), machine_busy_ticks(), cpu_ticks(os.getpid())
+    usage = CpuShare({}, own="itself")
+    usage.start()
     await asyncio.gather(*(user() for _ in range(concurrency)))
-    wall = perf() - start
-    cpu = (time.process_time() - c0) / wall
-    own = cpu_ticks(os.getpid()) - own0
-    other = max(0.0, (machine_busy_ticks() - machine0 - own) / CLK_TCK / wall)
+    cpu = usage.stop()
     counted = sum(1 for t in ends if t_measure <= t < t_stop)
     return {
         "concurrency": concurrency,
         "runs_per_s": counted / window_s,
         "counted": counted,
-        "p50_ms": pct(lat, 50),
-        "p99_ms": pct(lat, 99),
+        "p50_ms": pct_or_none(lat, 50),
+        "p99_ms": pct_or_none(lat, 99),
         "cpu": cpu,
-        "other_cpu": other,
     }
 
 
