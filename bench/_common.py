@@ -54,9 +54,10 @@ def header(title: str, *packages: str) -> str:
     return f"# {title}\n{stamp()} · {machine()}\n{versions('graphrun', *packages)}\n"
 
 
-def load_average() -> str:
-    """The 1-minute load average: other work on this shared machine shows here."""
-    return f"{os.getloadavg()[0]:.2f}"
+def load_average(periods: int = 1) -> str:
+    """The load average over 1 minute (then 5 and 15 with ``periods``): other work on this shared
+    machine shows here."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg()[:periods])
 
 
 def log(msg: str) -> None:

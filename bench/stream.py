@@ -27,8 +27,8 @@ Each run:
   machines, here they share the cores with the server under test. No graph runs: the figures are
   the stream path alone.
 
-Measured: the server process's Redis connections (TCP sockets from its pid to Redis, read from
-/proc, and cross-checked with Redis's CLIENT LIST by connection name), as the maximum over the run;
+Measured: the server process's Redis connections (TCP sockets from its pid to Redis, read with
+psutil, and cross-checked with Redis's CLIENT LIST by connection name), as the maximum over the run;
 delivery latency = receive time in the client process - the event's `ts` (time.time() when the
 publisher created it; one machine, one clock), so it includes the write, the read, the fan-out and
 SSE; server memory per client = (RSS while the N clients stream - RSS before they connected) / N;
@@ -44,9 +44,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -62,7 +60,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
-from bench._common import machine, pct
+from bench._common import load_average, machine, nproc, pct
+from bench._procs import cpu_seconds, raise_nofile, rss_kib, stop, tcp_connections, wait_ok
+from bench._stream_baseline import BASELINE_NAME
+from bench._stream_clients import CLIENT_PROCESSES, read_report, spawn_clients
 from graphrun.events.ids import StreamId
 from graphrun.events.model import Event, EventKind
 from graphrun.redis.connections import ConnectionName, shared_client
@@ -73,217 +74,16 @@ HOST = "127.0.0.1"
 DEADLINE_S = 300
 TARGET_CONNECTIONS = 4
 TARGET_P99_MS = 100.0
-BASELINE_NAME = "bench-baseline-reader"
-CLIENT_PROCESSES = 2
+BASELINE = Path(__file__).resolve().parent / "_stream_baseline.py"
 
 
 # ---------------------------------------------------------------------------------------------
-# The baseline server: the article's design, one blocking XREAD (one Redis connection) per client.
-
-
-def baseline_app(redis_url: str, prefix: str) -> Any:
-    from redis.asyncio import Redis
-    from sse_starlette import EventSourceResponse, ServerSentEvent
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse
-    from starlette.routing import Route
-
-    terminal = {b"complete", b"error", b"cancelled", b"timeout"}
-
-    async def events(request: Request) -> EventSourceResponse:
-        key = f"{prefix}events:{request.path_params['execution_id']}"
-        cursor = request.headers.get("last-event-id") or "0-0"
-
-        async def frames() -> Any:
-            nonlocal cursor
-            # No socket timeout: it would cut the 5 s blocking read (as for graphrun's own reader).
-            redis = Redis.from_url(
-                redis_url, single_connection_client=True, socket_timeout=None, client_name=BASELINE_NAME
-            )
-            try:
-                for entry_id, fields in await redis.xrange(key, min=f"({cursor}", max="+"):
-                    cursor = entry_id.decode()
-                    yield ServerSentEvent(data=fields[b"d"].decode(), event=fields[b"k"].decode(), id=cursor, sep="\n")
-                    if fields[b"k"] in terminal:
-                        return
-                while True:
-                    for _key, entries in await redis.xread({key: cursor}, count=500, block=5000) or ():
-                        for entry_id, fields in entries:
-                            cursor = entry_id.decode()
-                            kind = fields[b"k"]
-                            yield ServerSentEvent(data=fields[b"d"].decode(), event=kind.decode(), id=cursor, sep="\n")
-                            if kind in terminal:
-                                return
-            finally:
-                await redis.aclose()
-
-        return EventSourceResponse(frames(), ping=15, sep="\n")
-
-    async def healthz(_request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok"})
-
-    return Starlette(routes=[Route("/executions/{execution_id}/events", events), Route("/healthz", healthz)])
-
-
-def serve_baseline(port: int, redis_url: str, prefix: str) -> None:
-    import uvicorn
-
-    uvicorn.run(
-        baseline_app(redis_url, prefix),
-        host=HOST,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        backlog=4096,
-        timeout_graceful_shutdown=5,
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# The clients: raw asyncio streams, HTTP/1.1 chunked decoding and SSE parsing by hand.
-
-
-@dataclass
-class ClientStats:
-    latencies_ms: list[float] = field(default_factory=list)
-    custom: list[int] = field(default_factory=list)  # per client: custom events received
-    failed: list[str] = field(default_factory=list)
-
-
-async def one_client(port: int, execution_id: str, stats: ClientStats, on_start: Any) -> None:
-    received = 0
-    writer: asyncio.StreamWriter | None = None
-    try:
-        reader, writer = await asyncio.open_connection(HOST, port, limit=1 << 20)
-        writer.write(
-            f"GET /executions/{execution_id}/events HTTP/1.1\r\nHost: {HOST}\r\n"
-            "Accept: text/event-stream\r\n\r\n".encode()
-        )
-        status = await reader.readline()
-        if b" 200 " not in status:
-            raise RuntimeError(f"HTTP status {status!r}")
-        while (await reader.readline()) not in (b"\r\n", b""):
-            pass
-        raw = bytearray()
-        body = ""
-        while True:
-            data = await reader.read(65536)
-            if not data:
-                raise RuntimeError("connection closed before complete")
-            now = time.time()
-            raw += data
-            while (eol := raw.find(b"\r\n")) >= 0:  # chunked transfer coding
-                size = int(bytes(raw[:eol]).split(b";")[0], 16)
-                if len(raw) < eol + 2 + size + 2:
-                    break
-                body += raw[eol + 2 : eol + 2 + size].decode()
-                del raw[: eol + 2 + size + 2]
-            while "\n\n" in body:
-                frame, body = body.split("\n\n", 1)
-                kind = data_line = ""
-                for line in frame.split("\n"):
-                    if line.startswith("event: "):
-                        kind = line[7:]
-                    elif line.startswith("data: "):
-                        data_line = line[6:]
-                if kind == "start":
-                    on_start()
-                elif kind == "custom":
-                    received += 1
-                    stats.latencies_ms.append((now - json.loads(data_line)["ts"]) * 1000)
-                elif kind == "complete":
-                    stats.custom.append(received)
-                    return
-    except Exception as exc:
-        stats.failed.append(f"{type(exc).__name__}: {exc}")
-    finally:
-        if writer is not None:
-            writer.close()
-
-
-async def run_clients(port: int, execution_ids: list[str], connect_at_once: int) -> None:
-    """Connect every client, report once all of them have the `start` event, then report again at the end."""
-    stats = ClientStats()
-    ready = asyncio.Event()
-    started = 0
-    slots = asyncio.Semaphore(connect_at_once)  # connections being set up at once
-
-    async def client(execution_id: str) -> None:
-        await slots.acquire()
-        holding = True
-
-        def on_start() -> None:
-            nonlocal started, holding
-            started += 1
-            if started == len(execution_ids):
-                ready.set()
-            holding = False
-            slots.release()
-
-        try:
-            await one_client(port, execution_id, stats, on_start)
-        finally:
-            if holding:
-                slots.release()
-
-    tasks = [asyncio.create_task(client(e)) for e in execution_ids]
-    everything = asyncio.gather(*tasks)
-    await asyncio.wait([asyncio.ensure_future(ready.wait()), everything], return_when=asyncio.FIRST_COMPLETED)
-    print(json.dumps({"ready": started, "failed": stats.failed[:3]}), flush=True)
-    await everything
-    print(json.dumps({"latencies_ms": stats.latencies_ms, "custom": stats.custom, "failed": stats.failed}), flush=True)
-
-
-def client_process(port: int, assignments: Path, connect_at_once: int) -> None:
-    execution_ids = json.loads(assignments.read_text())
-    try:
-        import uvloop
-
-        uvloop.run(run_clients(port, execution_ids, connect_at_once))
-    except ImportError:
-        asyncio.run(run_clients(port, execution_ids, connect_at_once))
-
-
-# ---------------------------------------------------------------------------------------------
-# Measuring the server process from outside.
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+# Measuring Redis from its side (the server process is measured from outside: bench/_procs.py).
 
 
 async def redis_cpu_seconds(redis: Any) -> float:
     info = await redis.info("cpu")
     return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
-
-
-def tcp_connections(pid: int, remote_port: int) -> int:
-    """Established TCP connections from ``pid`` to ``remote_port`` (its Redis connections)."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        with contextlib.suppress(OSError):
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-            if link.startswith("socket:["):
-                inodes.add(link[8:-1])
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError), open(table) as fh:
-            next(fh)
-            for line in fh:
-                parts = line.split()
-                if parts[3] == "01" and int(parts[2].rsplit(":", 1)[1], 16) == remote_port and parts[9] in inodes:
-                    count += 1
-    return count
 
 
 async def named_connections(redis: Any, names: tuple[str, ...]) -> int:
@@ -318,18 +118,6 @@ class Result:
         return (self.rss_during_kib - self.rss_before_kib) / self.clients
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited:\n{log.read_text()}")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"server not up in 60 s:\n{log.read_text()}")
-
-
 def start_server(design: str, tmp: Path, redis_url: str, prefix: str) -> tuple[subprocess.Popen[bytes], str, Path]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHRUN_")}
@@ -345,11 +133,11 @@ def start_server(design: str, tmp: Path, redis_url: str, prefix: str) -> tuple[s
         args = ["-m", "uvicorn", "--factory", "graphrun.api:create_app", "--host", HOST, "--port", str(port)]
         args += ["--log-level", "warning", "--no-access-log", "--backlog", "4096", "--timeout-graceful-shutdown", "5"]
     else:
-        args = [__file__, "baseline-server", "--port", str(port), "--redis", redis_url, "--prefix", prefix]
+        args = [str(BASELINE), "--port", str(port), "--redis", redis_url, "--prefix", prefix]
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, *args], env=env, cwd=tmp, stdout=out, stderr=out)
     url = f"http://{HOST}:{port}"
-    wait_healthy(url, proc, log)
+    wait_ok(f"{url}/healthz", proc, "server", log.read_text, 60)
     return proc, url, log
 
 
@@ -378,37 +166,6 @@ async def warm_up(url: str, execution_id: str) -> None:
                 async for line in response.aiter_lines():
                     if line.startswith("event: start"):
                         break
-
-
-async def spawn_clients(tmp: Path, port: int, ids: list[str], followers: int) -> list[asyncio.subprocess.Process]:
-    assignments = [ids[i % len(ids)] for i in range(len(ids) * followers)]
-    procs = []
-    for k in range(CLIENT_PROCESSES):
-        part = tmp / f"clients-{port}-{k}.json"
-        part.write_text(json.dumps(assignments[k::CLIENT_PROCESSES]))
-        procs.append(
-            await asyncio.create_subprocess_exec(
-                sys.executable,
-                __file__,
-                "clients",
-                "--port",
-                str(port),
-                "--assignments",
-                str(part),
-                stdout=asyncio.subprocess.PIPE,
-                limit=1 << 26,
-            )
-        )
-    return procs
-
-
-async def read_report(proc: asyncio.subprocess.Process, timeout: float) -> dict[str, Any]:
-    assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), timeout)
-    if not line:
-        raise RuntimeError("a client process ended without reporting")
-    report: dict[str, Any] = json.loads(line)
-    return report
 
 
 @dataclass(frozen=True)
@@ -535,12 +292,7 @@ async def run_one(
             if p.returncode is None:
                 p.kill()
             await p.wait()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.to_thread(proc.wait, 20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        await asyncio.to_thread(stop, proc, signal.SIGTERM, 20)
         await redis.aclose()
     result.seconds = time.monotonic() - began
     return result
@@ -551,10 +303,10 @@ async def run_one(
 
 def print_report(results: list[Result], args: argparse.Namespace, redis_version: str, began: float) -> bool:
     names = ("graphrun", "redis", "uvicorn", "uvloop", "fastapi", "starlette", "sse-starlette", "httpx")
-    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"graphrun stream benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
-    print(f"machine: nproc {nproc}; {machine()}")
-    print(f"load average at start {args.load_at_start}, at end {load_average()} (other work on the machine shows here)")
+    print(f"machine: nproc {nproc()}; {machine()}")
+    at_end = load_average(periods=3)
+    print(f"load average at start {args.load_at_start}, at end {at_end} (other work on the machine shows here)")
     print(f"versions: {', '.join(f'{n} {version(n)}' for n in names)}, Redis server {redis_version}")
     print(
         f"each run: events for {args.seconds:g} s; clients in {CLIENT_PROCESSES} processes; server: one process"
@@ -579,7 +331,7 @@ def print_report(results: list[Result], args: argparse.Namespace, redis_version:
             print(f"    {len(r.failed)} client(s) failed, e.g. {r.failed[0]}")
     print()
     print(
-        "Redis conns: TCP connections from the server's pid to Redis (/proc), maximum over the run. CLIENT LIST:"
+        "Redis conns: TCP connections from the server's pid to Redis (psutil), maximum over the run. CLIENT LIST:"
         " the same, counted by connection name on the Redis side. Latency: client receive time - event ts."
         " KiB/client: (server RSS while streaming - RSS before the clients connected) / clients. CPU s, Redis"
         " CPU s: used by the server process and by Redis while the events flowed. connect s: from starting the"
@@ -597,10 +349,6 @@ def print_report(results: list[Result], args: argparse.Namespace, redis_version:
             )
     print(f"bench ran {time.monotonic() - began:.0f} s")
     return met
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 async def bench(args: argparse.Namespace, tmp: Path) -> tuple[list[Result], str]:
@@ -627,15 +375,6 @@ async def bench(args: argparse.Namespace, tmp: Path) -> tuple[list[Result], str]
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="mode")
-    srv = sub.add_parser("baseline-server")
-    srv.add_argument("--port", type=int, required=True)
-    srv.add_argument("--redis", required=True)
-    srv.add_argument("--prefix", required=True)
-    cli = sub.add_parser("clients")
-    cli.add_argument("--port", type=int, required=True)
-    cli.add_argument("--assignments", type=Path, required=True)
-    cli.add_argument("--connect-at-once", type=int, default=100)
     parser.add_argument("--sizes", default="100,1000,2000", help="concurrent clients per run")
     parser.add_argument("--seconds", type=float, default=10.0, help="how long events flow in each run")
     parser.add_argument("--designs", default="graphrun,baseline", help="which servers to measure")
@@ -644,20 +383,12 @@ def main() -> int:
 
     # Thousands of sockets: in the server (clients + the baseline's Redis connections), in Redis and
     # in the client processes, which all inherit this limit.
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    if args.mode == "baseline-server":
-        serve_baseline(args.port, args.redis, args.prefix)
-        return 0
-    if args.mode == "clients":
-        client_process(args.port, args.assignments, args.connect_at_once)
-        return 0
-
+    limit = raise_nofile()
     args.sizes = [int(s) for s in args.sizes.split(",")]
     args.designs = args.designs.split(",")
-    if hard < 3 * max(args.sizes) + 200:
-        parser.error(f"the open-files limit ({hard}) is too low for {max(args.sizes)} clients")
-    args.load_at_start = load_average()
+    if limit < 3 * max(args.sizes) + 200:
+        parser.error(f"the open-files limit ({limit}) is too low for {max(args.sizes)} clients")
+    args.load_at_start = load_average(periods=3)
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="graphrun-bench-stream-") as tmp:
         results, redis_version = asyncio.run(bench(args, Path(tmp)))
