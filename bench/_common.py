@@ -9,6 +9,7 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 
@@ -80,3 +81,9 @@ def pct_or_none(values: list[float], q: float) -> float | None:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def table(head: list[str], align: str, rows: Iterable[list[str]]) -> list[str]:
+    """A Markdown table's lines; ``align`` has one letter per column: l (left) or r (right)."""
+    rule = "".join("---|" if a == "l" else "---:|" for a in align)
+    return ["| " + " | ".join(head) + " |", "|" + rule, *("| " + " | ".join(row) + " |" for row in rows)]

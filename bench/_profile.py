@@ -9,16 +9,24 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench._common import log
 from bench._procs import thread_cpu_seconds
-from bench._systems import System
+from bench._systems import System, child
 from bench.results import Level, Plan, ProcessProfile, Profile, ThreadCpu, WallThreads, from_json
-from graphrun.redis.embedded import die_with_parent
 
 PY = sys.executable
 LOADGEN = Path(__file__).resolve().parent / "_loadgen.py"
+
+
+def stacks(path: Path) -> Iterator[tuple[list[str], int]]:
+    """The (frames, outermost first; sample count) of a py-spy raw (collapsed) file."""
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if stack and count_text.isdigit():
+            yield stack.split(";"), int(count_text)
 
 
 def top_frames(path: Path, n: int = 10) -> ProcessProfile:
@@ -27,12 +35,7 @@ def top_frames(path: Path, n: int = 10) -> ProcessProfile:
     package: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
-    for line in path.read_text(errors="replace").splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
-        frames = stack.split(";")
+    for frames, count in stacks(path):
         total += count
         leaf[frames[-1]] += count
         name = frames[-1].rpartition(" (")[2].rstrip(")")
@@ -56,12 +59,8 @@ def wall_states(path: Path) -> dict[str, WallThreads]:
     one thread per connection (the SQLite checkpointer)."""
     states: dict[str, Counter[str]] = {"main": Counter(), "store": Counter(), "aiosqlite": Counter()}
     threads: dict[str, set[str]] = {"main": set(), "store": set(), "aiosqlite": set()}
-    for line in path.read_text(errors="replace").splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        frames = stack.split(";")
-        count = int(count_text)
+    for frames, count in stacks(path):
+        stack = ";".join(frames)
         thread = frames[0]
         python = [f for f in frames if ".py)" in f]
         if "MainThread" in thread:
@@ -99,13 +98,7 @@ def _sampled_window(
     Returns (raw file or error per target, the load's result if it has one, CPU per thread per target)."""
     pyspy = Path(PY).parent / "py-spy"
     spec = system.spec("throughput", levels=[50], warmup_s=2.0, window_s=seconds + 1.0, drain_s=30.0)
-    load = subprocess.Popen(
-        [PY, str(LOADGEN), json.dumps(spec)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=die_with_parent,  # noqa: PLW1509
-    )
+    load = child([PY, str(LOADGEN), json.dumps(spec)], stderr=subprocess.PIPE)
     spies: dict[str, tuple[subprocess.Popen[str], Path]] = {}
     files: dict[str, Path | str] = {}
     usage: dict[str, ThreadCpu] = {}
@@ -117,13 +110,7 @@ def _sampled_window(
             dest = tmp / f"pyspy-{tag}-{pid}.txt"
             args = [str(pyspy), "record", "-p", str(pid), "-d", str(int(seconds)), *pyspy_args]
             args += ["-f", "raw", "--nolineno", "-o", str(dest)]
-            spy = subprocess.Popen(
-                args,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                preexec_fn=die_with_parent,  # noqa: PLW1509
-            )
+            spy = child(args, stderr=subprocess.STDOUT)
             spies[name] = (spy, dest)
         for name, (spy, dest) in spies.items():
             text = spy.communicate(timeout=seconds + 60)[0]

@@ -98,15 +98,15 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def child(args: list[str], **popen: Any) -> subprocess.Popen[str]:
+    """A helper process (load generator, raw LangGraph, py-spy) whose output the bench reads as text;
+    it dies with the bench, even if the bench is killed."""
+    return subprocess.Popen(args, stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent, **popen)  # noqa: PLW1509
+
+
 def run_json(args: list[str], timeout_s: float, what: str) -> dict[str, Any]:
     """Run a helper process that prints one JSON object; raise with its stderr if it fails."""
-    proc = subprocess.Popen(
-        args,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=die_with_parent,  # noqa: PLW1509
-    )
+    proc = child(args, stderr=subprocess.PIPE)
     try:
         out, err = proc.communicate(timeout=timeout_s)
     except BaseException:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import header, median, pct
+from bench._common import header, median, pct, table
 from bench.article_cache import MultiLevelCache
 from graphrun.cache import GraphCache
 from graphrun.redis.connections import shared_client
@@ -88,10 +88,11 @@ async def main(loads: int, cold_runs: int) -> int:
         f"over {cold_runs} builds (min {min(cold) * 1000:.1f}, max {max(cold) * 1000:.1f})"
     )
     print(f"{loads} cached loads each, same process, same Redis (127.0.0.1):\n")
-    print("| scheme | p50 µs | p99 µs |")
-    print("|---|---:|---:|")
-    print(f"| graphrun (versioned key, no remote check) | {p50:.2f} | {p99:.2f} |")
-    print(f"| article (local read + Redis version GET) | {a50:.2f} | {a99:.2f} |")
+    rows = [
+        ["graphrun (versioned key, no remote check)", f"{p50:.2f}", f"{p99:.2f}"],
+        ["article (local read + Redis version GET)", f"{a50:.2f}", f"{a99:.2f}"],
+    ]
+    print("\n".join(table(["scheme", "p50 µs", "p99 µs"], "lrr", rows)))
     print(f"\nratio article/graphrun: p50 {a50 / p50:.0f}×, p99 {a99 / p99:.0f}×")
     print(
         f"article scheme serves the old graph as current after its race: {'YES' if article_stale else 'no'} "

@@ -34,7 +34,6 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import math
 import os
 import platform
 import random
@@ -49,9 +48,12 @@ from collections.abc import AsyncIterator, Iterator
 from importlib.metadata import version
 from pathlib import Path
 
-import httpx
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from redis.asyncio import Redis
 
+from bench._common import cpu_model, nproc, pct
+from bench._procs import stop, wait_ok
 from graphrun.client import GraphrunClient
 from graphrun.examples.chain import build as build_chain
 from graphrun.redis.embedded import EmbeddedRedis, free_port
@@ -60,22 +62,6 @@ from graphrun.settings import Settings
 HOST = "127.0.0.1"
 DEADLINE_S = 270
 TARGET_P99_MS = 100.0
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 async def graphrun_samples(url: str, config: dict[str, object], n: int) -> list[float]:
@@ -182,21 +168,7 @@ async def drain(events: AsyncIterator[object]) -> None:
 
 def row(name: str, values: list[float]) -> str:
     ms = [v * 1000 for v in values]
-    return f"{name:<58} {len(ms):>4} {percentile(ms, 50):>9.1f} {percentile(ms, 99):>9.1f} {max(ms):>9.1f}"
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"graphrun serve exited:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"graphrun serve not ready in 60 s:\n{log.read_text()}")
+    return f"{name:<58} {len(ms):>4} {pct(ms, 50):>9.1f} {pct(ms, 99):>9.1f} {max(ms):>9.1f}"
 
 
 @contextlib.contextmanager
@@ -220,14 +192,10 @@ def serve(home: Path, redis_url: str, prefix: str, **extra_env: str) -> Iterator
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "graphrun", "serve"], env=env, cwd=home, stdout=out, stderr=out)
         try:
-            wait_ready(url, proc, log)
+            wait_ok(f"{url}/readyz", proc, "graphrun serve", log.read_text, 60)
             yield url
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc, signal.SIGINT, 60)
 
 
 async def measure(url: str, redis_url: str, samples: int, sync_samples: int) -> tuple[dict[str, list[float]], str]:
@@ -271,8 +239,7 @@ def main() -> int:
 
     names = ("graphrun", "langgraph", "langchain-core", "taskiq", "redis", "fastapi", "uvicorn")
     print(f"graphrun cancel benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
-    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"machine: nproc {nproc}, {cpu_model()}, {platform.platform()}")
+    print(f"machine: nproc {nproc()}, {cpu_model()}, {platform.platform()}")
     load_after = os.getloadavg()
     print(
         f"load average (1 min) before / after: {load_before[0]:.2f} / {load_after[0]:.2f}"
@@ -311,7 +278,7 @@ def main() -> int:
             print(f"{label + ', ' + pattern:<84} {n:>6} {ran:>11} {lost:>14}")
     race_ok = all(ran == 0 and lost == 0 for _, ran, lost in race.values())
     print(f"target (#5): no execution runs a node, every one ends cancelled: {'met' if race_ok else 'NOT met'}")
-    p99 = percentile([v * 1000 for v in results["async"]], 99)
+    p99 = pct([v * 1000 for v in results["async"]], 99)
     verdict = "met" if p99 <= TARGET_P99_MS else "NOT met"
     print(f"target p99 <= {TARGET_P99_MS:.0f} ms (async node): {verdict} ({p99:.1f} ms)")
     print(f"bench ran {time.monotonic() - began:.0f} s")

@@ -46,9 +46,9 @@ from bench import report, results
 from bench._common import load_average, log, machine, stamp, versions
 from bench._procs import raise_nofile
 from bench._profile import profile_c50
-from bench._systems import PY, System, ensure_peer, graphrun_deployed, graphrun_serve, langgraph_dev, run_json
+from bench._systems import PY, System, child, ensure_peer, graphrun_deployed, graphrun_serve, langgraph_dev, run_json
 from bench.results import Chatty, E2ERun, Idle, Latency, Level, Meta, PerCore, Plan, RawResult, RawRun, SystemResult
-from graphrun.redis.embedded import die_with_parent, redis_server_binary
+from graphrun.redis.embedded import redis_server_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 LOADGEN = ROOT / "bench" / "_loadgen.py"
@@ -107,15 +107,7 @@ def measure_raw(plan: Plan) -> RawResult:
     log("raw LangGraph: single core, one loop per core, graphrun's stream modes (concurrency 50)")
     raw.pinned = raw_run({**base, "levels": [50], "cpu": 0}, 120, "raw pinned")
     cores = sorted(os.sched_getaffinity(0))
-    procs = [
-        subprocess.Popen(
-            [PY, str(RAW), json.dumps({**base, "levels": [50], "cpu": cpu})],
-            stdout=subprocess.PIPE,
-            text=True,
-            preexec_fn=die_with_parent,  # noqa: PLW1509
-        )
-        for cpu in cores
-    ]
+    procs = [child([PY, str(RAW), json.dumps({**base, "levels": [50], "cpu": cpu})]) for cpu in cores]
     try:
         outs = [p.communicate(timeout=120)[0] for p in procs]
     finally:

@@ -1,8 +1,6 @@
-"""How the report writes numbers and tables."""
+"""How the report writes numbers (tables: bench._common.table)."""
 
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 
 def fmt(value: float | None, digits: int = 1) -> str:
@@ -19,9 +17,3 @@ def mib(kib: int | None) -> str:
 
 def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
-
-
-def table(head: list[str], align: str, rows: Iterable[list[str]]) -> list[str]:
-    """A Markdown table; ``align`` has one letter per column: l (left) or r (right)."""
-    rule = "".join("---|" if a == "l" else "---:|" for a in align)
-    return ["| " + " | ".join(head) + " |", "|" + rule, *("| " + " | ".join(row) + " |" for row in rows)]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bench.report._format import fmt, table
+from bench._common import table
+from bench.report._format import fmt
 from bench.report._view import View
 from bench.results import ProcessProfile, Profile
 

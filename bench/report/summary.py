@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench.report._format import fmt, mib, ratio, table
+from bench._common import table
+from bench.report._format import fmt, mib, ratio
 from bench.report._view import COLUMNS, NAMES, View
 
 TITLE = "end to end: graphrun vs langgraph dev vs raw LangGraph"
