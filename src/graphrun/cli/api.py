@@ -12,6 +12,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from graphrun.cli import ports
 from graphrun.settings import Settings
 from graphrun.store import open_store
 
@@ -60,6 +61,9 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
 
 def run_api(settings: Settings) -> int:
     settings.require_redis_url()
+    # Gunicorn binds later and, on a taken port, retries then exits with lines of its own: find out
+    # now, in one line.
+    ports.bind(settings.host, settings.port, "--port or GRAPHRUN_PORT").close()
 
     async def migrate() -> None:
         store = await open_store(settings.sqlalchemy_url)  # once in the master, before forking

@@ -7,11 +7,14 @@ import asyncio
 import json
 import logging
 import sys
-from typing import Any
+import traceback
+from typing import Any, NoReturn
 
 from graphrun import __version__
-from graphrun.errors import GraphrunError
+from graphrun.errors import ConfigError, GraphrunError
 from graphrun.settings import Settings, load_settings
+
+EXIT_FAILED, EXIT_USAGE = 1, 2
 
 
 def _positive_int(text: str) -> int:
@@ -54,8 +57,14 @@ def _positive_float(text: str) -> float:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line, like every other failure, instead of the usage block then the error."""
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="graphrun", description="Run LangGraph workflows in the background.")
+    parser = _Parser(prog="graphrun", description="Run LangGraph workflows in the background.")
     parser.add_argument("--version", action="version", version=f"graphrun {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -91,6 +100,12 @@ def _configure_logging(settings: Settings) -> None:
         format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
         stream=sys.stderr,
     )
+    if logging.getLevelName(settings.log_level) > logging.DEBUG:
+        # Their INFO lines are start-up chatter (Alembic's plugin list and migration steps, Uvicorn's
+        # and TaskIQ's banners); graphrun says once per process where it listens instead. Their
+        # warnings and errors still show, and GRAPHRUN_LOG_LEVEL=DEBUG shows everything.
+        for name in ("alembic", "uvicorn.error", "taskiq"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def share_metrics(settings: Settings, name: str, port: int) -> None:
@@ -112,49 +127,134 @@ def share_metrics(settings: Settings, name: str, port: int) -> None:
     os.environ[MULTIPROC_ENV] = str(folder)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     for arg, field in (("host", "host"), ("port", "port")):
         if getattr(args, arg, None) is not None:
             overrides[field] = getattr(args, arg)
-    try:
-        if args.command == "serve" and args.workers:
-            overrides["worker_processes"] = args.workers
-        if args.command == "api" and args.workers:
-            overrides["api_workers"] = args.workers
-        if args.command == "worker":
-            if args.processes:
-                overrides["worker_processes"] = args.processes
-            if args.concurrency:
-                overrides["worker_concurrency"] = args.concurrency
-        settings = load_settings(**overrides)
-        if args.command != "run":
-            _configure_logging(settings)
-        if args.command in ("serve", "api"):
-            share_metrics(settings, args.command, settings.port)
-        if args.command == "worker" and settings.worker_metrics_port:
-            from graphrun.cli.worker import check_metrics_port
+    if args.command == "serve" and args.workers:
+        overrides["worker_processes"] = args.workers
+    if args.command == "api" and args.workers:
+        overrides["api_workers"] = args.workers
+    if args.command == "worker":
+        if args.processes:
+            overrides["worker_processes"] = args.processes
+        if args.concurrency:
+            overrides["worker_concurrency"] = args.concurrency
+    return overrides
 
-            check_metrics_port(settings)
-            share_metrics(settings, args.command, settings.worker_metrics_port)
-        if args.command == "serve":
-            from graphrun.cli.serve import serve
 
-            return serve(settings)
-        if args.command == "api":
-            from graphrun.cli.api import run_api
-
-            return run_api(settings)
-        if args.command == "worker":
-            from graphrun.cli.worker import run_workers
-
-            return run_workers(settings)
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "run":
         from graphrun.cli.run import run
 
         return asyncio.run(run(settings, args))
-    except GraphrunError as exc:
-        print(f"graphrun: {exc}", file=sys.stderr)
-        return 2
+    _configure_logging(settings)
+    if args.command == "serve":
+        from graphrun.cli import ports
+        from graphrun.cli.datadir import lock_data_dir
+        from graphrun.cli.serve import serve
+
+        # First of all: a second serve on this directory must not touch it (not even the metrics
+        # folder below), and must refuse naming the first.
+        lock = lock_data_dir(settings.data_dir, ports.url(settings.host, settings.port))
+        share_metrics(settings, args.command, settings.port)
+        return serve(settings, lock)
+    if settings.redis_url is not None:
+        check_redis(settings.redis_url)
+    if args.command == "api":
+        from graphrun.cli.api import run_api
+
+        share_metrics(settings, args.command, settings.port)
+        return run_api(settings)
+    from graphrun.cli.worker import check_metrics_port, run_workers
+
+    if settings.worker_metrics_port:
+        check_metrics_port(settings)
+        share_metrics(settings, args.command, settings.worker_metrics_port)
+    return run_workers(settings)
+
+
+def check_redis(url: str, wait_s: float = 5.0) -> None:
+    """Fail at start-up, in one line, when Redis cannot be reached (once running, graphrun rides
+    out Redis outages); a few seconds of grace for a Redis started at the same moment."""
+    import time
+
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
+    deadline = time.monotonic() + wait_s
+    try:
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.AuthenticationError as exc:
+                raise ConfigError(
+                    f"Redis at {_safe_url(url)} refused the password ({exc}); fix GRAPHRUN_REDIS_URL"
+                ) from None
+            except redis.RedisError as exc:
+                if time.monotonic() > deadline:
+                    raise ConfigError(
+                        f"cannot reach Redis at {_safe_url(url)} ({exc}); is it running? check GRAPHRUN_REDIS_URL"
+                    ) from None
+                time.sleep(0.5)
+    finally:
+        client.close()
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return parts._replace(netloc=netloc).geturl()
+
+
+def describe(exc: BaseException, args: argparse.Namespace, settings: Settings | None) -> tuple[str, int]:
+    """Every failure of every command, as one line saying what to do, and its exit status."""
+    import httpx
+
+    from graphrun.client import ClientError
+
+    if isinstance(exc, GraphrunError):
+        return str(exc), EXIT_USAGE
+    if isinstance(exc, ClientError):
+        detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        if exc.status == 401:
+            return f"the API refused the API key ({detail}); set --api-key or GRAPHRUN_API_KEY", EXIT_USAGE
+        if exc.status in (400, 404, 409, 413, 422):
+            return detail, EXIT_USAGE
+        return f"the API answered HTTP {exc.status}: {detail}", EXIT_FAILED
+    if isinstance(exc, httpx.TransportError | OSError) and args.command == "run" and settings is not None:
+        from graphrun.cli.run import api_url
+
+        return (
+            f"cannot reach the API at {api_url(settings, args)} ({exc or type(exc).__name__}); "
+            "is `graphrun serve` running? (set --url, or GRAPHRUN_HOST and GRAPHRUN_PORT)",
+            EXIT_FAILED,
+        )
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), EXIT_FAILED
+    return (
+        f"unexpected error: {type(exc).__name__}: {exc} (GRAPHRUN_LOG_LEVEL=DEBUG shows the traceback)",
+        EXIT_FAILED,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings: Settings | None = None
+    try:
+        settings = load_settings(**_overrides(args))
+        return _dispatch(args, settings)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 -- the one place where a failure becomes what the user reads
+        line, status = describe(exc, args, settings)
+        print(f"graphrun: {line}", file=sys.stderr)
+        if settings is not None and settings.log_level == "DEBUG":
+            traceback.print_exception(exc)
+        return status

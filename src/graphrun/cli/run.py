@@ -11,10 +11,11 @@ import time
 from datetime import datetime
 from typing import Any, ClassVar, TextIO
 
+from graphrun.cli import ports
 from graphrun.client import ClientError, GraphrunClient, StreamEvent
 from graphrun.settings import Settings
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130  # EXIT_USAGE: graphrun.cli.main
 
 
 class Printer:
@@ -117,21 +118,17 @@ async def _resolve(client: GraphrunClient, ref: str, out: TextIO) -> dict[str, A
     )
 
 
+def api_url(settings: Settings, args: argparse.Namespace) -> str:
+    return str(args.url or ports.url(settings.host, settings.port))
+
+
 async def run(settings: Settings, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    url = args.url or f"http://{host}:{settings.port}"
+    """Errors (API unreachable, refused, unknown workflow) propagate: graphrun.cli.main words them."""
     api_key = args.api_key or settings.api_key or (settings.api_keys[0] if settings.api_keys else None)
     printer = Printer(out)
-    async with GraphrunClient(url, api_key=api_key) as client:
-        try:
-            workflow = await _resolve(client, args.workflow, out)
-            submitted = await client.submit(workflow["id"], args.input, timeout_s=args.timeout)
-        except ClientError as exc:
-            print(f"graphrun run: {exc}", file=sys.stderr)
-            return EXIT_USAGE if exc.status in (400, 404, 409, 413, 422) else EXIT_FAILED
-        except OSError as exc:
-            print(f"graphrun run: cannot reach {url}: {exc}", file=sys.stderr)
-            return EXIT_FAILED
+    async with GraphrunClient(api_url(settings, args), api_key=api_key) as client:
+        workflow = await _resolve(client, args.workflow, out)
+        submitted = await client.submit(workflow["id"], args.input, timeout_s=args.timeout)
         execution_id = submitted["execution_id"]
         if not args.json:
             version = submitted["workflow_version"]
@@ -165,9 +162,6 @@ async def run(settings: Settings, args: argparse.Namespace, out: TextIO = sys.st
                 last = event.event
         except asyncio.CancelledError:
             return EXIT_CANCELLED
-        except ClientError as exc:
-            print(f"graphrun run: {exc}", file=sys.stderr)
-            return EXIT_FAILED
         finally:
             loop.remove_signal_handler(signal.SIGINT)
         if last == "complete":

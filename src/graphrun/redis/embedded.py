@@ -53,9 +53,14 @@ def free_port() -> int:
 
 
 class EmbeddedRedis:
-    def __init__(self, data_dir: Path, *, appendonly: bool = True, port: int = 0) -> None:
+    def __init__(
+        self, data_dir: Path, *, appendonly: bool = True, port: int = 0, pass_fds: tuple[int, ...] = ()
+    ) -> None:
         self.data_dir = data_dir
         self.appendonly = appendonly
+        # Files the server must hold open for its life: serve's data-directory lock
+        # (graphrun.cli.datadir), so that the directory stays owned until this server has exited.
+        self.pass_fds = pass_fds
         self.port = port
         self.password = secrets.token_urlsafe(24)
         self.process: subprocess.Popen[bytes] | None = None
@@ -92,7 +97,12 @@ class EmbeddedRedis:
                 "--daemonize",
                 "no",
             ]
-            self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)  # noqa: PLW1509
+            self.process = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,  # noqa: PLW1509
+                pass_fds=self.pass_fds,
+            )
             if self._wait_ready(timeout_s):
                 return self.url
             self.stop()
