@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._client import Http, Run, RunFailed, Target
 from bench._common import pct, pct_or_none
 from bench._procs import CpuShare, raise_nofile, rss_kib
+from bench.results import Chatty, ChattyRun, Idle, Latency, Level, as_json
 
 RUN_TIMEOUT_S = 60.0
 
@@ -37,7 +38,7 @@ perf = time.perf_counter
 FAILURES = (RunFailed, OSError, TimeoutError, asyncio.IncompleteReadError, ValueError)
 
 
-async def latency(target: Target, spec: dict[str, Any]) -> dict[str, Any]:
+async def latency(target: Target, spec: dict[str, Any]) -> Latency:
     """One run at a time. A failed run is counted with its reason and replaced, up to 20 of them."""
     http = target.http()
     runs: list[Run] = []
@@ -57,16 +58,16 @@ async def latency(target: Target, spec: dict[str, Any]) -> dict[str, Any]:
     if not runs:
         raise RunFailed(f"no run succeeded: {failures[:3]}")
     lat = [(r.term - r.t0) * 1000 for r in runs]
-    return {
-        "failures": len(failures),
-        "failure_reasons": dict(Counter(failures).most_common(3)),
-        "runs": len(runs),
-        "p50_ms": pct(lat, 50),
-        "p99_ms": pct(lat, 99),
-        "first_event_p50_ms": pct([(r.first - r.t0) * 1000 for r in runs], 50),
-        "first_node_p50_ms": pct([(r.first_node - r.t0) * 1000 for r in runs], 50),
-        "events_per_run": runs[0].events,
-    }
+    return Latency(
+        failures=len(failures),
+        failure_reasons=dict(Counter(failures).most_common(3)),
+        runs=len(runs),
+        p50_ms=pct(lat, 50),
+        p99_ms=pct(lat, 99),
+        first_event_p50_ms=pct([(r.first - r.t0) * 1000 for r in runs], 50),
+        first_node_p50_ms=pct([(r.first_node - r.t0) * 1000 for r in runs], 50),
+        events_per_run=runs[0].events,
+    )
 
 
 async def closed_loop(
@@ -77,7 +78,7 @@ async def closed_loop(
     window_s: float,
     drain_s: float,
     pids: dict[str, list[int]],
-) -> dict[str, Any]:
+) -> Level:
     """``concurrency`` users each run back to back; runs that end inside the window are counted."""
     start = perf()
     t_measure, t_stop = start + warmup_s, start + warmup_s + window_s
@@ -119,21 +120,21 @@ async def closed_loop(
     await asyncio.gather(*pending, return_exceptions=True)
     await metering
     counted = sum(1 for t in ends if t_measure <= t < t_stop)
-    return {
-        "concurrency": concurrency,
-        "runs_per_s": counted / window_s,
-        "counted": counted,
-        "window_s": window_s,
-        "p50_ms": pct_or_none(lat, 50),
-        "p99_ms": pct_or_none(lat, 99),
-        "failures": len(failures),
-        "failure_reasons": dict(Counter(failures).most_common(3)),
-        "abandoned": len(pending),
-        "cpu": cpu,
-    }
+    return Level(
+        concurrency=concurrency,
+        runs_per_s=counted / window_s,
+        counted=counted,
+        window_s=window_s,
+        p50_ms=pct_or_none(lat, 50),
+        p99_ms=pct_or_none(lat, 99),
+        failures=len(failures),
+        failure_reasons=dict(Counter(failures).most_common(3)),
+        abandoned=len(pending),
+        cpu=dict(cpu),
+    )
 
 
-async def throughput(target: Target, spec: dict[str, Any]) -> dict[str, Any]:
+async def throughput(target: Target, spec: dict[str, Any]) -> dict[str, Level]:
     out = {}
     for level in spec["levels"]:
         out[str(level)] = await closed_loop(
@@ -149,29 +150,22 @@ async def throughput(target: Target, spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def chatty(target: Target, spec: dict[str, Any]) -> dict[str, Any]:
+async def chatty(target: Target, spec: dict[str, Any]) -> Chatty:
     http = target.http()
-    results = []
+    results: list[ChattyRun] = []
     try:
         for _ in range(spec["runs"]):
             r = await asyncio.wait_for(target.run(http, "chatty"), RUN_TIMEOUT_S)
             span = r.last_custom - r.first_custom
-            results.append(
-                {
-                    "events": r.events,
-                    "custom": r.custom,
-                    "truncated": r.truncated,
-                    "events_per_s": (r.custom - 1) / span if span > 0 else None,
-                    "total_s": r.term - r.t0,
-                }
-            )
+            rate = (r.custom - 1) / span if span > 0 else None
+            results.append(ChattyRun(r.events, r.custom, r.truncated, total_s=r.term - r.t0, events_per_s=rate))
     finally:
         http.close()
-    rates = [x["events_per_s"] for x in results if x["events_per_s"]]
-    return {"median_events_per_s": pct_or_none(rates, 50), "runs": results}
+    rates = [x.events_per_s for x in results if x.events_per_s]
+    return Chatty(median_events_per_s=pct_or_none(rates, 50), runs=results)
 
 
-async def idle(target: Target, spec: dict[str, Any]) -> dict[str, Any]:
+async def idle(target: Target, spec: dict[str, Any]) -> Idle:
     """``clients`` SSE clients follow long executions; the servers' RSS is read while they wait."""
     n: int = spec["clients"]
     pids: dict[str, list[int]] = spec["pids"]
@@ -269,20 +263,26 @@ async def idle(target: Target, spec: dict[str, Any]) -> dict[str, Any]:
     await asyncio.gather(*followers, return_exceptions=True)
     for http in connections:
         http.close()
-    return {
-        "clients": n,
-        "connected": connected,
-        "connect_s": connect_s,
-        "rss_before_kib": before,
-        "rss_with_clients_kib": with_clients,
-        "cancel_s": perf() - t_cancel,
-        "cancel_errors": cancel_errors,
-        "ended_with": {k.decode() or "(nothing)": v for k, v in ended.items()},
-        "not_ended": len(pending),
-    }
+    return Idle(
+        clients=n,
+        connected=connected,
+        connect_s=connect_s,
+        rss_before_kib=before,
+        rss_with_clients_kib=with_clients,
+        cancel_s=perf() - t_cancel,
+        cancel_errors=cancel_errors,
+        ended_with={k.decode() or "(nothing)": v for k, v in ended.items()},
+        not_ended=len(pending),
+    )
 
 
-PHASES = {"latency": latency, "throughput": throughput, "chatty": chatty, "idle": idle}
+# Each phase's result is a section of bench/results.py, printed as its JSON for bench/e2e.py to read back.
+PHASES: dict[str, Callable[[Target, dict[str, Any]], Awaitable[Any]]] = {
+    "latency": latency,
+    "throughput": throughput,
+    "chatty": chatty,
+    "idle": idle,
+}
 
 
 def main() -> None:
@@ -296,7 +296,7 @@ def main() -> None:
         result = uvloop.run(phase(target, spec))
     except ImportError:
         result = asyncio.run(phase(target, spec))
-    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.write(json.dumps(as_json(result)) + "\n")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import pct, pct_or_none
 from bench._procs import CpuShare
+from bench.results import Chatty, Latency, Level, RawRun, as_json
 from graphrun.examples.chain import build
 
 GRAPHRUN_MODES = ["tasks", "custom", "messages", "values"]
@@ -54,7 +55,7 @@ async def one(graph: Any, modes: Any, subgraphs: bool) -> tuple[float, float, in
 
 async def closed_loop(
     chain: Any, modes: Any, subgraphs: bool, concurrency: int, warmup_s: float, window_s: float
-) -> dict[str, Any]:
+) -> Level:
     start = perf()
     t_measure = start + warmup_s
     t_stop = t_measure + window_s
@@ -74,21 +75,21 @@ async def closed_loop(
     await asyncio.gather(*(user() for _ in range(concurrency)))
     cpu = usage.stop()
     counted = sum(1 for t in ends if t_measure <= t < t_stop)
-    return {
-        "concurrency": concurrency,
-        "runs_per_s": counted / window_s,
-        "counted": counted,
-        "p50_ms": pct_or_none(lat, 50),
-        "p99_ms": pct_or_none(lat, 99),
-        "cpu": cpu,
-    }
+    return Level(
+        concurrency=concurrency,
+        runs_per_s=counted / window_s,
+        counted=counted,
+        p50_ms=pct_or_none(lat, 50),
+        p99_ms=pct_or_none(lat, 99),
+        cpu=dict(cpu),
+    )
 
 
-async def run(spec: dict[str, Any]) -> dict[str, Any]:
+async def run(spec: dict[str, Any]) -> RawRun:
     graphrun_modes = spec.get("graphrun_modes", False)
     modes: Any = GRAPHRUN_MODES if graphrun_modes else "updates"
     chain = compiled({"steps": 5, "delay_s": 0})
-    out: dict[str, Any] = {}
+    out = RawRun()
     if spec.get("latency"):
         for _ in range(spec["warmup"]):
             await one(chain, modes, graphrun_modes)
@@ -98,14 +99,10 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
             f, last, *_ = await one(chain, modes, graphrun_modes)
             lat.append((last - t0) * 1000)
             first.append((f - t0) * 1000)
-        out["latency"] = {
-            "runs": len(lat),
-            "p50_ms": pct(lat, 50),
-            "p99_ms": pct(lat, 99),
-            "first_event_p50_ms": pct(first, 50),
-            "first_node_p50_ms": pct(first, 50),
-        }
-    out["throughput"] = {
+        # No HTTP and no events: the first chunk is both the first event and the first node output.
+        p50_first = pct(first, 50)
+        out.latency = Latency(len(lat), pct(lat, 50), pct(lat, 99), p50_first, p50_first)
+    out.throughput = {
         str(level): await closed_loop(chain, modes, graphrun_modes, level, spec["warmup_s"], spec["window_s"])
         for level in spec.get("levels", [])
     }
@@ -116,7 +113,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         for _ in range(spec["chatty"]):
             *_, custom, fc, lc = await one(graph, chatty_modes, graphrun_modes)
             rates.append((custom - 1) / (lc - fc))
-        out["chatty"] = {"median_events_per_s": pct(rates, 50), "custom": custom}
+        out.chatty = Chatty(median_events_per_s=pct(rates, 50), custom=custom)
     return out
 
 
@@ -124,7 +121,7 @@ def main() -> None:
     spec = json.loads(sys.argv[1])
     if spec.get("cpu") is not None:
         os.sched_setaffinity(0, {spec["cpu"]})
-    sys.stdout.write(json.dumps(asyncio.run(run(spec))) + "\n")
+    sys.stdout.write(json.dumps(as_json(asyncio.run(run(spec)))) + "\n")
 
 
 if __name__ == "__main__":

@@ -220,8 +220,17 @@ class E2ERun:
     schema: int = SCHEMA
 
 
+def as_json(value: Any) -> Any:
+    """A result (a dataclass, or a dict of them) as plain JSON values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {k: as_json(v) for k, v in value.items()}
+    return value
+
+
 def save(run: E2ERun, path: Path) -> None:
-    path.write_text(json.dumps(dataclasses.asdict(run), indent=1) + "\n")
+    path.write_text(json.dumps(as_json(run), indent=1) + "\n")
 
 
 def load(path: Path) -> E2ERun:
