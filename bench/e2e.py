@@ -18,11 +18,13 @@ or a PostgreSQL BENCH_GRAPHRUN_DATABASE_URL; give each run a fresh database: the
 workflows by name).
 
 The client is bench/_loadgen.py in its own process (raw asyncio streams on uvloop). During an extra
-concurrency-50 window on `graphrun serve`, py-spy samples the API and the worker process.
-Writes the results to docs/benchmarks.json (bench/results.py) and the report rendered from them to
-docs/benchmarks.md (bench/report/), and prints the report; `python -m bench.report` renders it again
-from the JSON without measuring. Every process it starts is stopped on the way
-out, Ctrl-C included.
+concurrency-50 window on `graphrun serve`, py-spy samples the API and the worker process
+(bench/_profile.py). The systems are started and stopped by bench/_systems.py.
+
+Writes the typed results to docs/benchmarks.json (bench/results.py) and the report rendered from
+them to docs/benchmarks.md (bench/report/), and prints the report; `python -m bench.report` renders
+it again from the JSON without measuring. Every process it starts is stopped on the way out, Ctrl-C
+included.
 """
 
 from __future__ import annotations
