@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from graphrun import __version__
-from graphrun.api import errors, events, executions, system, workflows
+from graphrun.api import errors, events, executions, openapi, system, workflows
 from graphrun.api.auth import Auth
 from graphrun.api.limits import BodyLimit
 from graphrun.api.state import AppState
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="graphrun", version=__version__, lifespan=lifespan)
     errors.install(app)
+    openapi.install(app)
     for module in (system, workflows, executions, events):
         if module is system:
             app.include_router(system.public)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from graphrun.errors import (
     BackendUnavailableError,
@@ -61,8 +64,32 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return _detail(422, jsonable_encoder([{k: v for k, v in e.items() if k != "url"} for e in errors]))
 
 
+def _allowed(app: FastAPI, path: str) -> set[str]:
+    """Every method some route serves at ``path``."""
+    # FastAPI 0.16x keeps an included router as one route, holding its routes: walk into it.
+    from fastapi.routing import iter_route_contexts
+
+    methods: set[str] = set()
+    for route in iter_route_contexts(app.routes):
+        regex = getattr(route, "path_regex", None)
+        if route.methods and regex is not None and regex.match(path):
+            methods |= route.methods
+    return methods
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's own answer, but a 405's ``Allow`` lists every method of the path. The router takes
+    it from the first route whose path matches, and GET and POST /workflows are two routes, so a
+    PATCH /workflows was told ``Allow: POST`` only."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405 and (methods := _allowed(request.app, request.scope["path"])):
+        exc.headers = {**(exc.headers or {}), "Allow": ", ".join(sorted(methods))}
+    return await http_exception_handler(request, exc)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(GraphrunError, _graphrun_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(RedisConnectionError, _redis_error)
     app.add_exception_handler(RedisTimeoutError, _redis_error)

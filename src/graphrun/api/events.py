@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from graphrun.api.openapi import STREAM, ExecutionIdPath, check_execution_id
 from graphrun.api.state import AppState, State
 from graphrun.events.follow import Item, Truncated, follow_batches
 from graphrun.events.ids import ZERO, StreamId
@@ -58,9 +59,11 @@ async def _stored_terminal(state: AppState, execution_id: str) -> Event | None:
     return Event(kind, execution_id, data, ts)
 
 
-@router.get("/executions/{execution_id}/events", name="execution_events")
+@router.get(
+    "/executions/{execution_id}/events", name="execution_events", response_class=EventSourceResponse, responses=STREAM
+)
 async def execution_events(
-    execution_id: str,
+    execution_id: ExecutionIdPath,
     request: Request,
     state: State,
     last_event_id_header: str | None = Header(None, alias="Last-Event-ID"),
@@ -73,6 +76,7 @@ async def execution_events(
         and (token is None or not state.auth.token_ok(execution_id, token))
     ):
         raise HTTPException(401, "missing or wrong API key or events token", headers={"WWW-Authenticate": "Bearer"})
+    check_execution_id(execution_id)  # after the key: without one, no answer says anything about ids
     raw = last_event_id_header or last_event_id
     after = StreamId.parse(raw) if raw else ZERO
     execution = await state.store.get_execution(execution_id)  # 404 before the stream starts

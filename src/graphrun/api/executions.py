@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from graphrun import metrics
+from graphrun.api.openapi import CANCEL, LIST, READ, ExecutionId, WorkflowIdFilter, workflow_id_in_range
 from graphrun.api.schemas import ExecutionOut, ExecutionPage
 from graphrun.api.state import State, require_key
 from graphrun.errors import ConflictError, NotFoundError
@@ -16,25 +17,29 @@ from graphrun.store.base import ExecutionStatus
 router = APIRouter(prefix="/executions", dependencies=[Depends(require_key)])
 
 
-@router.get("", response_model=ExecutionPage)
+@router.get("", response_model=ExecutionPage, responses=LIST)
 async def list_executions(
     state: State,
-    workflow_id: int | None = None,
+    workflow_id: WorkflowIdFilter = None,
     status: ExecutionStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> ExecutionPage:
+    if workflow_id is not None and not workflow_id_in_range(workflow_id):
+        # Names no workflow, so has no executions; the database cannot bind it (beyond 64 bits), so
+        # 0, which names none either, stands in: the page is empty and the cursor still checked.
+        workflow_id = 0
     page = await state.store.list_executions(limit, cursor, workflow_id=workflow_id, status=status)
     return ExecutionPage(items=[ExecutionOut.of(e) for e in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/{execution_id}", response_model=ExecutionOut)
-async def get_execution(execution_id: str, state: State) -> ExecutionOut:
+@router.get("/{execution_id}", response_model=ExecutionOut, responses=READ)
+async def get_execution(execution_id: ExecutionId, state: State) -> ExecutionOut:
     return ExecutionOut.of(await state.store.get_execution(execution_id))
 
 
-@router.post("/{execution_id}/cancel", status_code=202, response_model=ExecutionOut)
-async def cancel_execution(execution_id: str, state: State) -> ExecutionOut:
+@router.post("/{execution_id}/cancel", status_code=202, response_model=ExecutionOut, responses=CANCEL)
+async def cancel_execution(execution_id: ExecutionId, state: State) -> ExecutionOut:
     # Flag and push go out before we even look, so the worker running it stops while we read.
     # And a worker that claims the execution after this reads the flag right after its claim and
     # never starts the graph: an execution we find queued below never runs a node, whether our

@@ -96,3 +96,21 @@ class Submitted(BaseModel):
 class GraphOut(BaseModel):
     name: str
     description: str | None
+
+
+class ErrorOut(BaseModel):
+    """Every error but 422 (API.md §2): FastAPI's ``{"detail": ...}`` with a message."""
+
+    detail: str
+
+
+class ConflictOut(ErrorOut):
+    """409: the conflicting state travels beside the message, so a client need not parse it."""
+
+    status: str | None = None
+
+
+class Readiness(BaseModel):
+    status: str
+    redis: str
+    database: str

@@ -6,7 +6,8 @@ import asyncio
 
 from fastapi import APIRouter, Depends, Response
 
-from graphrun.api.schemas import GraphOut
+from graphrun.api.openapi import READY
+from graphrun.api.schemas import GraphOut, Readiness
 from graphrun.api.state import State, require_key
 from graphrun.errors import GraphrunError
 from graphrun.metrics import render
@@ -20,7 +21,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", response_model=Readiness, responses=READY)
 async def readyz(state: State, response: Response) -> dict[str, object]:
     async def check(coro: object) -> str:
         try:
@@ -37,7 +38,14 @@ async def readyz(state: State, response: Response) -> dict[str, object]:
     return {"status": "ok" if ready else "unavailable", "redis": redis, "database": database}
 
 
-@router.get("/metrics")
+# Prometheus's text format, not JSON: said so, so that the document does not promise JSON.
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}
+    },
+)
 async def metrics() -> Response:
     body, content_type = render()
     return Response(body, media_type=content_type)

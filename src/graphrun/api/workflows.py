@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import URLPath
 
 from graphrun import metrics
+from graphrun.api.openapi import CREATE, DELETE, LIST, READ, WRITE, WorkflowId
 from graphrun.api.schemas import (
     ExecutionCreate,
     Submitted,
@@ -59,25 +60,25 @@ def _check_reserved(config: dict[str, Any]) -> None:
         ) from None
 
 
-@router.post("", status_code=201, response_model=WorkflowOut)
+@router.post("", status_code=201, response_model=WorkflowOut, responses=CREATE)
 async def create_workflow(body: WorkflowCreate, state: State) -> WorkflowOut:
     _validate_config(state, body.graph, body.config)
     return WorkflowOut.of(await state.store.create_workflow(body.name, body.graph, body.config))
 
 
-@router.get("", response_model=WorkflowPage)
+@router.get("", response_model=WorkflowPage, responses=LIST)
 async def list_workflows(state: State, limit: Limit = 50, cursor: str | None = None) -> WorkflowPage:
     page = await state.store.list_workflows(limit, cursor)
     return WorkflowPage(items=[WorkflowOut.of(w) for w in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/{workflow_id}", response_model=WorkflowOut)
-async def get_workflow(workflow_id: int, state: State) -> WorkflowOut:
+@router.get("/{workflow_id}", response_model=WorkflowOut, responses=READ)
+async def get_workflow(workflow_id: WorkflowId, state: State) -> WorkflowOut:
     return WorkflowOut.of(await state.store.get_workflow(workflow_id))
 
 
-@router.put("/{workflow_id}", response_model=WorkflowOut)
-async def update_workflow(workflow_id: int, body: WorkflowUpdate, state: State) -> WorkflowOut:
+@router.put("/{workflow_id}", response_model=WorkflowOut, responses=WRITE)
+async def update_workflow(workflow_id: WorkflowId, body: WorkflowUpdate, state: State) -> WorkflowOut:
     fields = body.model_dump(exclude_unset=True, exclude_none=True)
     if not fields:
         raise RequestValidationError(
@@ -91,16 +92,16 @@ async def update_workflow(workflow_id: int, body: WorkflowUpdate, state: State) 
     return WorkflowOut.of(updated)
 
 
-@router.delete("/{workflow_id}", status_code=204)
-async def delete_workflow(workflow_id: int, state: State) -> Response:
+@router.delete("/{workflow_id}", status_code=204, responses=DELETE)
+async def delete_workflow(workflow_id: WorkflowId, state: State) -> Response:
     await state.store.delete_workflow(workflow_id)
     await state.changes.announce(workflow_id, None)
     return Response(status_code=204)
 
 
-@router.post("/{workflow_id}/executions", status_code=202, response_model=Submitted)
+@router.post("/{workflow_id}/executions", status_code=202, response_model=Submitted, responses=WRITE)
 async def submit(
-    workflow_id: int, body: ExecutionCreate, state: State, request: Request, background: BackgroundTasks
+    workflow_id: WorkflowId, body: ExecutionCreate, state: State, request: Request, background: BackgroundTasks
 ) -> Submitted:
     execution = await state.store.create_execution(workflow_id, body.input, body.timeout_s)
     # Queued only once the 202 is on its way: a cancel sent the moment the client has the id then
