@@ -121,3 +121,27 @@ def test_worker_without_redis_url_is_one_line(tmp_path: Path) -> None:
     done = _cli("worker", env={"GRAPHRUN_DATA_DIR": str(tmp_path)})
     assert done.returncode == 2
     assert "GRAPHRUN_REDIS_URL is not set" in _one_line(done.stderr)
+
+
+def test_api_on_a_taken_port_is_one_line(redis_server: str, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"GRAPHRUN_REDIS_URL": redis_server, "GRAPHRUN_PORT": str(port), "GRAPHRUN_DATA_DIR": str(tmp_path)}
+        done = _cli("api", env=env)
+    assert done.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in _one_line(done.stderr)
+
+
+def test_unreachable_database_is_one_line(redis_server: str, tmp_path: Path) -> None:
+    env = {
+        "GRAPHRUN_REDIS_URL": redis_server,
+        "GRAPHRUN_DATABASE_URL": f"postgresql://graphrun:secret@127.0.0.1:{free_port()}/graphrun",
+        "GRAPHRUN_DATA_DIR": str(tmp_path),
+    }
+    done = _cli("worker", "--processes", "2", env=env)  # the supervisor migrates before it forks
+    assert done.returncode == 2
+    line = _one_line(done.stderr)
+    assert "database is unreachable" in line and "GRAPHRUN_DATABASE_URL" in line
+    assert "sqlalche.me" not in line

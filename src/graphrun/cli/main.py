@@ -11,7 +11,7 @@ import traceback
 from typing import Any, NoReturn
 
 from graphrun import __version__
-from graphrun.errors import ConfigError, GraphrunError
+from graphrun.errors import BackendUnavailableError, ConfigError, GraphrunError
 from graphrun.settings import Settings, load_settings
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
@@ -213,14 +213,25 @@ def _safe_url(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
+def _one_line(text: str) -> str:
+    """Driver errors (psycopg through SQLAlchemy) span lines and end with a link to SQLAlchemy's docs."""
+    import re
+
+    text = re.sub(r"\s*\(Background on this error at: [^)]*\)", "", text)
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
 def describe(exc: BaseException, args: argparse.Namespace, settings: Settings | None) -> tuple[str, int]:
     """Every failure of every command, as one line saying what to do, and its exit status."""
     import httpx
 
     from graphrun.client import ClientError
 
+    if isinstance(exc, BackendUnavailableError):
+        setting = "GRAPHRUN_DATABASE_URL" if exc.backend == "database" else "GRAPHRUN_REDIS_URL"
+        return f"{_one_line(str(exc))}; check {setting}", EXIT_USAGE
     if isinstance(exc, GraphrunError):
-        return str(exc), EXIT_USAGE
+        return _one_line(str(exc)), EXIT_USAGE
     if isinstance(exc, ClientError):
         detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
         if exc.status == 401:
