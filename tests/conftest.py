@@ -13,6 +13,7 @@ import pytest
 import uvicorn
 from redis.asyncio import Redis
 
+from graphrun.redis.batch import CommandBatcher
 from graphrun.redis.connections import shared_client
 from graphrun.redis.embedded import EmbeddedRedis, free_port
 from graphrun.settings import Settings
@@ -136,3 +137,11 @@ async def worker(settings: Settings) -> AsyncIterator[None]:
     yield
     stop.set()
     await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+async def batcher(redis: Redis) -> AsyncIterator[CommandBatcher]:
+    """The process's one batcher on ``redis``, as the composition roots make it; closed after the test."""
+    batcher = CommandBatcher(redis)
+    yield batcher
+    await batcher.close()

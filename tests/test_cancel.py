@@ -14,6 +14,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from graphrun.redis.batch import CommandBatcher
 from graphrun.redis.cancel import CancelBus
 from graphrun.redis.keys import Keys
 from graphrun.settings import Settings
@@ -127,7 +128,7 @@ async def test_cancel_racing_the_pick_up_is_never_lost(client: httpx.AsyncClient
 
 
 async def test_a_worker_that_claims_after_the_flag_never_starts_the_graph(
-    api: ServerHandle, settings: Settings, redis: Redis, prefix: str
+    api: ServerHandle, settings: Settings, redis: Redis, prefix: str, batcher: CommandBatcher
 ) -> None:
     """The half of the race the worker owns, made deterministic: the API has set the flag (it does
     so before it looks at the execution), then a worker claims the execution before the API's own
@@ -137,7 +138,7 @@ async def test_a_worker_that_claims_after_the_flag_never_starts_the_graph(
     async with httpx.AsyncClient(base_url=api.url, timeout=30) as c:
         wf = await chain_workflow(c, steps=2, delay_s=30)
         sub = await submit(c, wf["id"])  # no worker yet: it stays queued
-        await CancelBus(redis, Keys(prefix)).request(sub["execution_id"], push=False)
+        await CancelBus(redis, Keys(prefix), batcher=batcher).request(sub["execution_id"], push=False)
         stop = asyncio.Event()
         worker = asyncio.get_running_loop().create_task(run_worker(settings, stop))
         try:
@@ -224,7 +225,7 @@ async def test_cancelling_the_execution_that_builds_a_graph_fails_none_waiting_f
 
 
 async def test_a_push_missed_while_the_listener_reconnects_is_caught_up(
-    client: httpx.AsyncClient, redis: Redis, prefix: str
+    client: httpx.AsyncClient, redis: Redis, prefix: str, batcher: CommandBatcher
 ) -> None:
     wf = await chain_workflow(client, steps=2, delay_s=30)
     sub = await submit(client, wf["id"])
@@ -232,7 +233,7 @@ async def test_a_push_missed_while_the_listener_reconnects_is_caught_up(
     try:
         await live.wait_for("node_start")
         # The flag alone, as if its push had been published while the worker's listener was away.
-        await CancelBus(redis, Keys(prefix)).request(sub["execution_id"], push=False)
+        await CancelBus(redis, Keys(prefix), batcher=batcher).request(sub["execution_id"], push=False)
         await asyncio.sleep(0.3)
         assert "cancelled" not in live.kinds  # nothing polls the flag: only a push or a re-check
         await redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")  # the listener reconnects

@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from graphrun.client import GraphrunClient
 from graphrun.events.ids import ZERO
 from graphrun.events.log import EventLog
+from graphrun.redis.batch import CommandBatcher
 from graphrun.redis.connections import shared_client
 from graphrun.redis.embedded import EmbeddedRedis
 from graphrun.redis.keys import Keys
@@ -98,8 +99,12 @@ async def client(fast_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 async def stream_log(s: Settings, redis: Redis, execution_id: str) -> list[tuple[str, dict[str, Any]]]:
     import json
 
-    log = EventLog(redis, Keys(s.redis_prefix), maxlen=s.event_maxlen, ttl_s=s.event_ttl_s)
-    return [(e.kind, json.loads(e.data)) for e in await log.read(execution_id, ZERO, 100_000)]
+    batcher = CommandBatcher(redis)
+    try:
+        log = EventLog(redis, Keys(s.redis_prefix), maxlen=s.event_maxlen, ttl_s=s.event_ttl_s, batcher=batcher)
+        return [(e.kind, json.loads(e.data)) for e in await log.read(execution_id, ZERO, 100_000)]
+    finally:
+        await batcher.close()
 
 
 async def wait_for_row(

@@ -14,21 +14,22 @@ from graphrun.events.hub import StreamHub
 from graphrun.events.ids import ZERO, StreamId
 from graphrun.events.log import EventLog
 from graphrun.events.model import Entry, Event, EventKind
+from graphrun.redis.batch import CommandBatcher
 from graphrun.redis.connections import dedicated_client
 from graphrun.redis.keys import Keys
 
 
 @pytest.fixture
-async def hub(redis: Redis, redis_server: str) -> AsyncIterator[StreamHub]:
-    h = StreamHub(redis, lambda: dedicated_client(redis_server), block_ms=2000)
+async def hub(redis: Redis, redis_server: str, batcher: CommandBatcher) -> AsyncIterator[StreamHub]:
+    h = StreamHub(redis, lambda: dedicated_client(redis_server), batcher=batcher, block_ms=2000)
     await h.start()
     yield h
     await h.stop()
 
 
 @pytest.fixture
-def log(redis: Redis, prefix: str) -> EventLog:
-    return EventLog(redis, Keys(prefix), maxlen=10_000, ttl_s=60)
+def log(redis: Redis, prefix: str, batcher: CommandBatcher) -> EventLog:
+    return EventLog(redis, Keys(prefix), maxlen=10_000, ttl_s=60, batcher=batcher)
 
 
 async def no_terminal() -> Event | None:
@@ -101,8 +102,8 @@ async def test_id_beyond_the_end_waits_for_new_events(log: EventLog, hub: Stream
     assert [e.id.seq for e in got] == [1, 2]  # written after the sleep, so above the cursor
 
 
-async def test_trimmed_events_are_announced(redis: Redis, prefix: str, hub: StreamHub) -> None:
-    small = EventLog(redis, Keys(prefix), maxlen=100, ttl_s=60)
+async def test_trimmed_events_are_announced(redis: Redis, prefix: str, hub: StreamHub, batcher: CommandBatcher) -> None:
+    small = EventLog(redis, Keys(prefix), maxlen=100, ttl_s=60, batcher=batcher)
     writer = small.writer("trim", live_ttl_s=60)
     for i in range(1000):
         writer.emit(EventKind.CUSTOM, data={"i": i})
@@ -141,8 +142,10 @@ async def test_one_reader_connection_for_many_followers(log: EventLog, hub: Stre
     assert hub.followed == 0
 
 
-async def test_slow_follower_catches_up_from_redis(redis: Redis, redis_server: str, log: EventLog) -> None:
-    tiny = StreamHub(redis, lambda: dedicated_client(redis_server), buffer=10)
+async def test_slow_follower_catches_up_from_redis(
+    redis: Redis, redis_server: str, log: EventLog, batcher: CommandBatcher
+) -> None:
+    tiny = StreamHub(redis, lambda: dedicated_client(redis_server), batcher=batcher, buffer=10)
     await tiny.start()
     try:
         gen = follow(log, tiny, "slow", ZERO, no_terminal)
@@ -179,11 +182,11 @@ async def test_a_client_gone_while_subscribing_leaves_nothing_behind(hub: Stream
     assert hub.followed == 0
 
 
-async def test_stop_ends_the_reader_whenever_it_comes(redis: Redis, redis_server: str) -> None:
+async def test_stop_ends_the_reader_whenever_it_comes(redis: Redis, redis_server: str, batcher: CommandBatcher) -> None:
     # The API stops its hub at shutdown, possibly while the reader is still connecting; a cancel
     # that lands there can be swallowed by redis-py, and stop() must still return.
     for ticks in range(40):
-        hub = StreamHub(redis, lambda: dedicated_client(redis_server), block_ms=2000)
+        hub = StreamHub(redis, lambda: dedicated_client(redis_server), batcher=batcher, block_ms=2000)
         await hub.start()
         for _ in range(ticks):
             await asyncio.sleep(0)

@@ -11,12 +11,13 @@ from graphrun.errors import BadEventIdError
 from graphrun.events.ids import ZERO, StreamId
 from graphrun.events.log import MAX_EVENTS_PER_WRITE, MAX_WRITE_BYTES, EventLog, EventWriter
 from graphrun.events.model import EventKind
+from graphrun.redis.batch import CommandBatcher
 from graphrun.redis.keys import Keys
 
 
 @pytest.fixture
-def log(redis: Redis, prefix: str) -> EventLog:
-    return EventLog(redis, Keys(prefix), maxlen=100, ttl_s=60)
+def log(redis: Redis, prefix: str, batcher: CommandBatcher) -> EventLog:
+    return EventLog(redis, Keys(prefix), maxlen=100, ttl_s=60, batcher=batcher)
 
 
 def test_stream_ids_compare_as_numbers() -> None:
@@ -74,11 +75,13 @@ async def test_a_script_written_after_events_goes_in_their_round_trip(log: Event
     assert await writer.write_after(script, [lease, key], ["1"]) == 0
 
 
-async def test_a_backlog_goes_out_in_bounded_writes_and_scripts_keep_their_place(redis: Redis, prefix: str) -> None:
+async def test_a_backlog_goes_out_in_bounded_writes_and_scripts_keep_their_place(
+    redis: Redis, prefix: str, batcher: CommandBatcher
+) -> None:
     """A chatty node's backlog is written MAX_EVENTS_PER_WRITE at a time (the process's other
     commands share those round trips and must not wait behind all of it); a script still runs only
     once every event emitted before it is in the log, and does not wait for later ones."""
-    log = EventLog(redis, Keys(prefix), maxlen=10_000, ttl_s=60)
+    log = EventLog(redis, Keys(prefix), maxlen=10_000, ttl_s=60, batcher=batcher)
     lease = log.keys.lease("ex-backlog")
     await redis.set(lease, "1")
     writer = log.writer("ex-backlog", live_ttl_s=30, fence=(lease, 1))

@@ -22,6 +22,7 @@ from graphrun.checkpoint.gate import RunGate
 from graphrun.errors import FencedError
 from graphrun.events.log import EventLog
 from graphrun.events.model import EventKind
+from graphrun.redis.batch import CommandBatcher
 from graphrun.redis.keys import Keys
 from graphrun.settings import Settings
 from graphrun.store import open_store
@@ -67,9 +68,11 @@ def backend_settings(request: pytest.FixtureRequest, tmp_path: Path, settings: S
 
 
 @pytest.fixture
-def saver(backend_settings: Settings, redis: Redis) -> Callable[[], AbstractAsyncContextManager[Any]]:
+def saver(
+    backend_settings: Settings, redis: Redis, batcher: CommandBatcher
+) -> Callable[[], AbstractAsyncContextManager[Any]]:
     """Opens the backend's checkpointer; each call is a fresh one, as in a new process."""
-    return lambda: open_checkpointer(backend_settings, redis)
+    return lambda: open_checkpointer(backend_settings, redis, batcher=batcher)
 
 
 async def test_resume_after_the_last_completed_step(saver: Callable[[], AbstractAsyncContextManager[Any]]) -> None:
@@ -196,7 +199,10 @@ async def test_pending_writes_are_kept_in_order_and_written_once(
 
 
 async def test_a_runs_writes_follow_its_events_and_stop_with_its_lease(
-    saver: Callable[[], AbstractAsyncContextManager[Any]], backend_settings: Settings, redis: Redis
+    saver: Callable[[], AbstractAsyncContextManager[Any]],
+    backend_settings: Settings,
+    redis: Redis,
+    batcher: CommandBatcher,
 ) -> None:
     """Under a run's gate (what the worker attaches): a task's writes reach the checkpointer only
     once the runner has seen that task's result, after the events before them; once the lease has
@@ -204,7 +210,9 @@ async def test_a_runs_writes_follow_its_events_and_stop_with_its_lease(
     keys = Keys(backend_settings.redis_prefix)
     lease = keys.lease("ex-gated")
     await redis.set(lease, "1")
-    writer = EventLog(redis, keys, maxlen=1000, ttl_s=60).writer("ex-gated", live_ttl_s=60, fence=(lease, 1))
+    writer = EventLog(redis, keys, maxlen=1000, ttl_s=60, batcher=batcher).writer(
+        "ex-gated", live_ttl_s=60, fence=(lease, 1)
+    )
     gate = RunGate(writer, (lease, 1), fresh=True)
     base: Any = {"configurable": {"thread_id": "ex-gated", "checkpoint_ns": ""}}
     async with saver() as cp, saver() as reader:  # the reader: another process, no gate

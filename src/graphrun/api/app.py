@@ -44,12 +44,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         preload = asyncio.get_running_loop().create_task(asyncio.to_thread(registry.preload))
         store = await open_store(settings.sqlalchemy_url)
         # Redis connections of an API process, whatever the number of SSE clients: the stream hub's
-        # reader, at most API_POOL_SIZE shared ones, and one for the task queue (submissions).
+        # reader and at most API_POOL_SIZE shared ones.
         redis = shared_client(redis_url, API_POOL_SIZE, name=ConnectionName.API)
-        # Requests' short commands (catch-up reads, follow hints, cancels) share round trips (batch.py).
+        # The process's one batcher: requests' short commands (catch-up reads, follow hints, cancels,
+        # submissions' queue pushes) share round trips (batch.py). Everything below gets this one.
         batcher = CommandBatcher(redis)
         hub = StreamHub(redis, lambda: dedicated_client(redis_url, name=ConnectionName.STREAM_HUB), batcher=batcher)
-        broker = make_broker(redis_url, keys, name=ConnectionName.API, max_connections=1)
+        # Only enqueues (through the batcher): its own pool, the listener's, stays unopened.
+        broker = make_broker(redis_url, keys, name=ConnectionName.API, batcher=batcher, max_connections=1)
         await broker.startup()
         await hub.start()
         app.state.graphrun = AppState(

@@ -7,8 +7,6 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -21,6 +19,7 @@ from graphrun.errors import (
     StoreError,
     UnknownGraphError,
 )
+from graphrun.redis.errors import CLIENT_UNAVAILABLE, unavailable
 
 RETRY_AFTER_S = "5"
 
@@ -50,8 +49,9 @@ async def _graphrun_error(_request: Request, exc: Exception) -> JSONResponse:
     return _detail(500, str(exc))
 
 
-async def _redis_error(_request: Request, exc: Exception) -> JSONResponse:
-    return _detail(503, f"redis is unavailable; try again shortly ({exc})")
+async def _redis_error(request: Request, exc: Exception) -> JSONResponse:
+    """Redis unreachable below a route that did not map it itself: mapped as everywhere else."""
+    return await _graphrun_error(request, unavailable(exc))
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -91,5 +91,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(GraphrunError, _graphrun_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(RedisConnectionError, _redis_error)
-    app.add_exception_handler(RedisTimeoutError, _redis_error)
+    for redis_unavailable in CLIENT_UNAVAILABLE:
+        app.add_exception_handler(redis_unavailable, _redis_error)

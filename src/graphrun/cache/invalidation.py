@@ -11,10 +11,9 @@ import json
 import logging
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from graphrun.cache.graphs import GraphCache
+from graphrun.redis.errors import UNAVAILABLE
 from graphrun.redis.keys import Keys
 from graphrun.redis.pubsub import listen_forever
 
@@ -31,7 +30,7 @@ class WorkflowChanges:
         change is already committed, and versions keep every process correct without it."""
         try:
             await self.redis.publish(self.keys.workflow_channel, json.dumps({"id": workflow_id, "version": version}))
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except UNAVAILABLE as exc:
             log.warning("could not announce the change of workflow %s: %s", workflow_id, exc)
 
     async def listen(self, cache: GraphCache) -> None:

@@ -49,11 +49,11 @@ async def open_checkpointer(
     max_connections: int = 10,
     batcher: CommandBatcher | None = None,
 ) -> AsyncIterator[BaseCheckpointSaver]:  # type: ignore[type-arg]
-    """The configured checkpointer; ``redis`` (the process's shared client, and its ``batcher``)
-    when it is Redis's."""
+    """The configured checkpointer; ``redis`` (the process's shared client) and ``batcher`` (the
+    process's batcher) are needed when it is Redis's."""
     if settings.checkpoints == "redis":
-        if redis is None:
-            raise ValueError("the Redis checkpointer needs the process's Redis client")
+        if redis is None or batcher is None:
+            raise ValueError("the Redis checkpointer needs the process's Redis client and batcher")
         yield RedisSaver(redis, Keys(settings.redis_prefix), ttl_s=checkpoint_ttl_s(settings), batcher=batcher)
         return
     url = make_url(settings.sqlalchemy_url)

@@ -78,11 +78,12 @@ def _member(ns: str, checkpoint_id: str) -> str:
 class RedisSaver(GatedSaver, BaseCheckpointSaver[str]):
     """Async only: graphrun runs every graph with ``astream``."""
 
-    def __init__(self, redis: Redis, keys: Keys, *, ttl_s: int, batcher: CommandBatcher | None = None) -> None:
+    def __init__(self, redis: Redis, keys: Keys, *, ttl_s: int, batcher: CommandBatcher) -> None:
         super().__init__()
         self.redis = redis
-        # Deleting a finished execution's checkpoints shares round trips with the process's other commands.
-        self.batcher = batcher or CommandBatcher(redis)
+        # The process's batcher: deleting a finished execution's checkpoints shares round trips with
+        # its other commands.
+        self.batcher = batcher
         self.keys = keys
         self.ttl_s = ttl_s
         self.gates = Gates()

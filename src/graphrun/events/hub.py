@@ -17,10 +17,9 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from graphrun.aio import cancel_and_wait
 from graphrun.events.ids import ZERO, StreamId
@@ -28,6 +27,8 @@ from graphrun.events.model import Entry
 from graphrun.metrics import HUB_STREAMS
 from graphrun.redis.batch import CommandBatcher
 from graphrun.redis.connections import ConnectionName
+from graphrun.redis.errors import UNAVAILABLE
+from graphrun.redis.retry import RECONNECT
 
 log = logging.getLogger("graphrun.events")
 
@@ -113,21 +114,22 @@ class _Cursors:
 
 
 class StreamHub:
-    """``redis`` is the process's shared client; ``connect`` makes the reader's own connection
-    (single-connection client, no socket timeout shorter than the block)."""
+    """``redis`` is the process's shared client and ``batcher`` its batcher (subscriptions' first
+    reads, CLIENT UNBLOCK); ``connect`` makes the reader's own connection (single-connection client,
+    no socket timeout shorter than the block)."""
 
     def __init__(
         self,
         redis: Redis,
         connect: Callable[[], Redis],
         *,
+        batcher: CommandBatcher,
         block_ms: int = 5000,
         batch: int = 500,
         buffer: int = 1000,
-        batcher: CommandBatcher | None = None,
     ) -> None:
         self._redis = redis
-        self._batcher = batcher or CommandBatcher(redis)
+        self._batcher = batcher
         self._connect_reader = connect
         self._buffer = buffer
         self._subs: dict[str, set[Subscription]] = {}
@@ -207,47 +209,25 @@ class StreamHub:
             try:
                 if await self._batcher.call("CLIENT", "UNBLOCK", self._reader_id):
                     return
-            except (RedisConnectionError, RedisTimeoutError):
-                return
+            except UNAVAILABLE:
+                return  # the reader will reconnect, and reads the new set of streams then
             await asyncio.sleep(0.002)
 
     async def _connect(self) -> Redis:
         reader = self._connect_reader()
-        self._reader_id = await reader.client_id()
-        await reader.client_setname(ConnectionName.STREAM_HUB)
+        try:
+            self._reader_id = await reader.client_id()
+            await reader.client_setname(ConnectionName.STREAM_HUB)
+        except BaseException:
+            with suppress(Exception):
+                await reader.aclose()
+            raise
         return reader
 
     async def _run(self) -> None:
-        backoff = 0.1
         while True:
-            try:
-                if self._reader is None:
-                    self._reader = await self._connect()
-                if not self._cursors:
-                    self._changed.clear()
-                    await self._changed.wait()
-                    continue
-                self._read_generation = self._generation
-                conn = self._reader.connection  # a single-connection client's, set up by _connect
-                assert conn is not None
-                self._blocked = True
-                try:
-                    await conn.send_packed_command(self._cursors.command(), check_health=False)
-                    resp = await self._reader.parse_response(conn, "XREAD")
-                finally:
-                    self._blocked = False
-                backoff = 0.1
-            except asyncio.CancelledError:
-                raise
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                log.warning("stream hub lost Redis (%s); reconnecting in %.1fs", exc, backoff)
-                if self._reader is not None:
-                    with suppress(Exception):
-                        await self._reader.aclose()
-                self._reader = None
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
+            # One read at a time under the retry policy: a read that returns ends an outage.
+            resp = await RECONNECT.call(self._read, "the stream hub's read", log)
             for raw_key, raw_entries in resp or ():
                 key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
                 entries = [Entry.from_redis(i, f) for i, f in raw_entries]
@@ -258,3 +238,28 @@ class StreamHub:
                     sub.push(entries)
             if resp and (pause := min(COALESCE_MAX_S, COALESCE_PER_STREAM_S * len(self._cursors))) >= 0.001:
                 await asyncio.sleep(pause)
+
+    async def _read(self) -> Any:
+        """Connect if need be, then one XREAD over every followed stream (None while none is)."""
+        try:
+            if self._reader is None:
+                self._reader = await self._connect()
+            if not self._cursors:
+                self._changed.clear()
+                await self._changed.wait()
+                return None
+            self._read_generation = self._generation
+            conn = self._reader.connection  # a single-connection client's, set up by _connect
+            assert conn is not None
+            self._blocked = True
+            try:
+                await conn.send_packed_command(self._cursors.command(), check_health=False)
+                return await self._reader.parse_response(conn, "XREAD")
+            finally:
+                self._blocked = False
+        except UNAVAILABLE:
+            if self._reader is not None:
+                with suppress(Exception):
+                    await self._reader.aclose()
+            self._reader = None
+            raise

@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Sequence
 from typing import NamedTuple, cast
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
 
-from graphrun.errors import BackendUnavailableError, EventLogError, FencedError
+from graphrun.errors import EventLogError, FencedError
 from graphrun.events.ids import ZERO, StreamId
 from graphrun.events.model import TERMINAL_KINDS, Entry, Event, EventKind
 from graphrun.redis.batch import Command, CommandBatcher
+from graphrun.redis.errors import redis_errors
 from graphrun.redis.keys import Keys
+from graphrun.redis.retry import RetryPolicy
 
 log = logging.getLogger("graphrun.events")
 
@@ -34,6 +33,10 @@ MAX_EVENT_BYTES = 1_048_576
 # behind a bounded amount of it.
 MAX_EVENTS_PER_WRITE = 500
 MAX_WRITE_BYTES = 1_048_576
+
+# A write is on a running execution's path: quicker retries than a reader's reconnects, and a bound,
+# after which the write fails (the run then fails or is taken over once its lease lapses).
+WRITE_RETRY = RetryPolicy(initial_s=0.05, max_s=1.0, deadline_s=30.0)
 
 
 # The fenced write: the lease check and the writes are one atomic step, so a worker that lost its
@@ -56,14 +59,12 @@ return 1
 
 class EventLog:
     """Shared by writers and readers of every execution's log in one process. Writes and catch-up
-    reads go through ``batcher`` (the process's own, so that they share round trips with its other
-    commands), or one of its own."""
+    reads go through ``batcher``, the process's, so that they share round trips with its other
+    commands."""
 
-    def __init__(
-        self, redis: Redis, keys: Keys, *, maxlen: int, ttl_s: int, batcher: CommandBatcher | None = None
-    ) -> None:
+    def __init__(self, redis: Redis, keys: Keys, *, maxlen: int, ttl_s: int, batcher: CommandBatcher) -> None:
         self.redis = redis
-        self.batcher = batcher or CommandBatcher(redis)
+        self.batcher = batcher
         self.keys = keys
         self.maxlen = maxlen
         self.ttl_s = ttl_s
@@ -112,10 +113,8 @@ class EventLog:
 
     async def read(self, execution_id: str, after: StreamId, count: int) -> list[Entry]:
         """Entries strictly after ``after``, oldest first."""
-        try:
+        with redis_errors():
             raw = await self.batcher.call("XRANGE", self.keys.events(execution_id), f"({after}", "+", "COUNT", count)
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise BackendUnavailableError("redis", exc) from exc
         return [Entry.from_redis(i, f) for i, f in raw or ()]
 
     async def last_id(self, execution_id: str) -> StreamId | None:
@@ -262,19 +261,12 @@ class EventWriter:
         # Once the terminal event is emitted, every later write (the last one holds it) sets the
         # log's final expiry.
         ttl = self._log.ttl_s if self.closed else self._live_ttl_s
-        delay = 0.05
-        deadline = time.monotonic() + 30.0
-        while True:
-            try:
-                return await self._send(batch, ops, ttl)
-            except (RedisConnectionError, RedisTimeoutError) as exc:
-                # Retrying is safe: ids are chosen here, so a batch that got through is not added
-                # again, and the scripts written after events are idempotent.
-                if time.monotonic() > deadline:
-                    raise BackendUnavailableError("redis", exc) from exc
-                log.warning("event log write for %s failed (%s); retrying", self.execution_id, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+        # Retrying is safe: ids are chosen here, so a batch that got through is not added again, and
+        # the scripts written after events are idempotent.
+        with redis_errors():
+            return await WRITE_RETRY.call(
+                lambda: self._send(batch, ops, ttl), f"event log write for {self.execution_id}", log
+            )
 
     async def _send(
         self, batch: Sequence[tuple[StreamId, dict[str, str]]], ops: Sequence[_Op], ttl: int

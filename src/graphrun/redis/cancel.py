@@ -32,11 +32,12 @@ FLAG_TTL_S = 24 * 3600
 
 
 class CancelBus:
-    """Flags, pushes and hints go through ``batcher`` (the process's own, or one of its own)."""
+    """Flags, pushes and hints go through ``batcher``, the process's; ``redis`` (its shared client)
+    holds the listener's subscription."""
 
-    def __init__(self, redis: Redis, keys: Keys, *, batcher: CommandBatcher | None = None) -> None:
+    def __init__(self, redis: Redis, keys: Keys, *, batcher: CommandBatcher) -> None:
         self.redis = redis
-        self.batcher = batcher or CommandBatcher(redis)
+        self.batcher = batcher
         self.keys = keys
 
     async def request(self, execution_id: str, *, push: bool = True) -> None:

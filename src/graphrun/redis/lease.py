@@ -30,13 +30,13 @@ return 0
 
 
 class Leases:
-    """Acquiring and releasing go through ``batcher`` (the process's own, or one of its own): a
+    """Acquiring and releasing go through ``batcher``, the process's: a
     pick-up's lease and cancel-flag reads share a round trip, and so do those of executions picked
     up together. Renewals do not (see :meth:`renew`)."""
 
-    def __init__(self, redis: Redis, keys: Keys, ttl_s: float, *, batcher: CommandBatcher | None = None) -> None:
+    def __init__(self, redis: Redis, keys: Keys, ttl_s: float, *, batcher: CommandBatcher) -> None:
         self.redis = redis
-        self.batcher = batcher or CommandBatcher(redis)
+        self.batcher = batcher
         self.keys = keys
         self.ttl_ms = int(ttl_s * 1000)
 

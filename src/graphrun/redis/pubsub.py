@@ -7,14 +7,16 @@ up.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.asyncio.client import PubSub
+
+from graphrun.redis.errors import UNAVAILABLE
+from graphrun.redis.retry import RECONNECT
 
 log = logging.getLogger("graphrun.redis.pubsub")
 
@@ -26,26 +28,39 @@ async def listen_forever(
 ) -> None:
     """Call ``handlers[channel](data)`` for every message, on one connection for all the channels."""
     by_channel = {channel.encode(): handle for channel, handle in handlers.items()}
-    backoff = 0.1
-    while True:
-        pubsub = redis.pubsub(ignore_subscribe_messages=True)
+    pubsub: PubSub | None = None
+
+    async def next_message() -> Any:
+        # The unit the retry policy repeats: (re)subscribe if need be, then wait for one message.
+        # A message received ends an outage, so the next one backs off from the start again.
+        nonlocal pubsub
         try:
-            await pubsub.subscribe(*handlers)
-            backoff = 0.1
-            if on_subscribed is not None:
-                await on_subscribed()
-            async for message in pubsub.listen():
-                handle = by_channel.get(message.get("channel"))
-                if handle is None:
-                    continue  # not a message of ours (a pong, say)
-                try:
-                    handle(message["data"])
-                except Exception:  # one bad message must not end the subscription
-                    log.exception("a message on %r was not handled", message.get("channel"))
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            log.warning("subscription to %s lost Redis (%s); reconnecting", ", ".join(handlers), exc)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
-        finally:
-            with suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            if pubsub is None:
+                pubsub = redis.pubsub(ignore_subscribe_messages=True)
+                await pubsub.subscribe(*handlers)
+                if on_subscribed is not None:
+                    await on_subscribed()
+            return await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+        except UNAVAILABLE:
+            await _close(pubsub)
+            pubsub = None
+            raise
+
+    try:
+        while True:
+            message = await RECONNECT.call(next_message, f"subscription to {', '.join(handlers)}", log)
+            handle = by_channel.get(message["channel"]) if message is not None else None
+            if handle is None:
+                continue  # a subscribe confirmation, or not a message of ours (a pong, say)
+            try:
+                handle(message["data"])
+            except Exception:  # one bad message must not end the subscription
+                log.exception("a message on %r was not handled", message.get("channel"))
+    finally:
+        await _close(pubsub)
+
+
+async def _close(pubsub: PubSub | None) -> None:
+    if pubsub is not None:
+        with suppress(Exception):
+            await pubsub.aclose()  # type: ignore[no-untyped-call]

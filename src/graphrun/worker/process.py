@@ -55,12 +55,13 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         resources.push_async_callback(store.close)
         redis = shared_client(redis_url, name=ConnectionName.WORKER)
         resources.push_async_callback(redis.aclose)
-        # The hot path's commands (events, checkpoints, leases, cancel flags) of every execution
-        # this process runs share round trips (batch.py).
+        # The process's one batcher: the hot path's commands (events, checkpoints, leases, cancel
+        # flags, re-queues) of every execution this process runs share round trips (batch.py).
+        # Everything below gets this one; it closes after them (the exit stack runs in reverse).
         batcher = CommandBatcher(redis)
         resources.push_async_callback(batcher.close)
         checkpointer = await resources.enter_async_context(open_checkpointer(settings, redis, batcher=batcher))
-        broker = make_broker(redis_url, keys, name=ConnectionName.WORKER)
+        broker = make_broker(redis_url, keys, name=ConnectionName.WORKER, batcher=batcher)
 
         async def requeue(execution_id: str) -> None:
             await enqueue(broker, execution_id)

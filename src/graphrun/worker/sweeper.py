@@ -1,7 +1,9 @@
 """Finds executions that lost their worker, or their queue message, and puts them back to work.
 
-One sweeper runs at a time across the fleet (a Redis lock that expires if its holder dies). Every
-worker process runs this loop; whichever holds the lock sweeps.
+One sweeper runs at a time across the fleet (a Redis lock, ``redis/locks.py``, that expires if its
+holder dies). Every worker process runs this loop; whichever holds the lock sweeps. A holder paused
+past the lock's expiry may still finish a sweep while the next holder starts one: every move below
+is a conditional write in the store (by attempt), and a duplicate queue message is harmless.
 
 - ``running`` with no lease held: its worker died or was cut off. Back to ``queued`` and onto the
   queue, where a worker claims it as the next attempt and resumes it from its last checkpoint; or,
@@ -19,23 +21,26 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from graphrun import metrics
 from graphrun.errors import BackendUnavailableError
 from graphrun.events.log import EventLog
 from graphrun.events.model import EventKind
+from graphrun.redis.errors import UNAVAILABLE
 from graphrun.redis.keys import Keys
 from graphrun.redis.lease import Leases
+from graphrun.redis.locks import Lock
 from graphrun.store.base import ExecutionStatus, Store
 
 log = logging.getLogger("graphrun.worker")
 
 BATCH = 200
+# A backend away: the sweep is skipped, and the next interval tries again.
+_UNAVAILABLE: tuple[type[Exception], ...] = (BackendUnavailableError, *UNAVAILABLE)
 
 
 class Sweeper:
@@ -67,19 +72,23 @@ class Sweeper:
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
 
     async def run(self) -> None:
-        while True:
-            try:
-                if (
-                    await self.redis.set(self.keys.sweeper_lock, self.identity, nx=True, px=int(self.interval_s * 2000))
-                    or (await self.redis.get(self.keys.sweeper_lock)) == self.identity.encode()
-                ):
-                    await self.redis.pexpire(self.keys.sweeper_lock, int(self.interval_s * 2000))
-                    await self.sweep()
-            except (BackendUnavailableError, RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                log.warning("sweep skipped: %s", exc)
-            except Exception:
-                log.exception("sweep failed")
-            await asyncio.sleep(self.interval_s)
+        # Held for two intervals and renewed every interval: a holder that dies leaves it to the
+        # others within two intervals.
+        lock = Lock(self.redis, self.keys.sweeper_lock, ttl_s=self.interval_s * 2, label=self.identity)
+        try:
+            while True:
+                try:
+                    if await lock.hold():
+                        await self.sweep()
+                except _UNAVAILABLE as exc:
+                    log.warning("sweep skipped: %s", exc)
+                except Exception:
+                    log.exception("sweep failed")
+                await asyncio.sleep(self.interval_s)
+        finally:
+            # Leaving (shutdown): another worker may sweep at once instead of after the expiry.
+            with suppress(Exception):
+                await lock.release()
 
     async def sweep(self) -> tuple[int, int]:
         """One pass; returns (taken over or failed, re-queued)."""
