@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any, TypedDict
@@ -17,12 +18,38 @@ class State(TypedDict):
     n: int
 
 
+def _hold(config: dict[str, Any]) -> None:
+    """Sleep ``sleep_s``; or, given a ``release`` file, until it exists (``sleep_s`` at most), so
+    that a test decides when the node returns instead of guessing a duration."""
+    if "release" not in config:
+        time.sleep(config["sleep_s"])
+        return
+    deadline = time.monotonic() + config["sleep_s"]
+    while not Path(config["release"]).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+async def _ahold(config: dict[str, Any]) -> None:
+    if "release" not in config:
+        await asyncio.sleep(config["sleep_s"])
+        return
+    deadline = time.monotonic() + config["sleep_s"]
+    while not Path(config["release"]).exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
+def _entered(config: dict[str, Any]) -> None:
+    """Tells a test that the node's own code runs now (``<marker>.entered``)."""
+    Path(config["marker"] + ".entered").touch()
+
+
 def build_sync_sleeper(config: dict[str, Any]) -> StateGraph:
-    """One synchronous node that sleeps, then writes a custom event, a marker file and its update:
-    the marker tells a test when the node really returned."""
+    """One synchronous node that sleeps (or waits for its release), then writes a custom event, a
+    marker file and its update: the marker tells a test when the node really returned."""
 
     def sleeper(state: State) -> State:
-        time.sleep(config["sleep_s"])
+        _entered(config)
+        _hold(config)
         get_stream_writer()({"late": True})
         Path(config["marker"]).write_text("returned")
         return {"n": state["n"] + 1}
@@ -35,14 +62,15 @@ def build_sync_sleeper(config: dict[str, Any]) -> StateGraph:
 
 
 def build_stubborn(config: dict[str, Any]) -> StateGraph:
-    """One async node that will not stop when cancelled: its clean-up takes ``sleep_s`` more, then
-    it writes a custom event, the marker file and its update anyway."""
+    """One async node that will not stop when cancelled: its clean-up takes ``sleep_s`` more (or
+    lasts until its release), then it writes a custom event, the marker file and its update anyway."""
 
     async def stubborn(state: State) -> State:
+        _entered(config)
         try:
-            await asyncio.sleep(config["sleep_s"])
+            await _ahold(config)
         except asyncio.CancelledError:
-            await asyncio.sleep(config["sleep_s"])
+            await _ahold(config)
         get_stream_writer()({"late": True})
         Path(config["marker"]).write_text("returned")
         return {"n": state["n"] + 1}
@@ -82,11 +110,34 @@ def build_slow_to_build(config: dict[str, Any]) -> StateGraph:
     return graph
 
 
+_barriers: dict[str, threading.Barrier] = {}
+_barriers_lock = threading.Lock()
+
+
+def build_barrier(config: dict[str, Any]) -> StateGraph:
+    """One synchronous node that waits at a barrier of ``parties`` threads (shared by every
+    execution in this process with the same ``barrier`` name) for up to ``wait_s``: it returns only
+    if that many nodes run at the same moment, and raises ``BrokenBarrierError`` otherwise."""
+
+    def meet(state: State) -> State:
+        with _barriers_lock:
+            barrier = _barriers.setdefault(config["barrier"], threading.Barrier(config["parties"]))
+        barrier.wait(config["wait_s"])
+        return {"n": state["n"] + 1}
+
+    graph = StateGraph(State)
+    graph.add_node("meet", meet)
+    graph.add_edge(START, "meet")
+    graph.add_edge("meet", END)
+    return graph
+
+
 REGISTRY_TOML = """[graphs]
 slow_to_build = "tests.graphs:build_slow_to_build"
 sync_sleeper = "tests.graphs:build_sync_sleeper"
 stubborn = "tests.graphs:build_stubborn"
 loop_blocker = "tests.graphs:build_loop_blocker"
+barrier = "tests.graphs:build_barrier"
 """
 
 

@@ -3,11 +3,47 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
+import os
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+
+TIME_FACTOR = float(os.environ.get("GRAPHRUN_TEST_TIME_FACTOR", "3"))
+"""How much slower than a quiet machine this one may be (``GRAPHRUN_TEST_TIME_FACTOR``, default 3).
+
+Every wall-clock bound a test asserts, and every deadline of a wait, is written for a quiet machine
+and multiplied by this factor through :func:`scaled`. Tests wait on events or state wherever they
+can; a bound remains only where the bound is what is tested ("a cancel lands within 1 s"), and
+there it must still tell right from wrong when scaled: a bound that 3 would blur is replaced by a
+check of order or overlap instead. 3 lets a 2-core machine running ``pytest -n 2`` beside other
+work pass; set it to 1 to hold the code to the quiet-machine figures."""
+
+
+def scaled(seconds: float) -> float:
+    """``seconds`` on a quiet machine, allowed for this one (see TIME_FACTOR)."""
+    return seconds * TIME_FACTOR
+
+
+async def wait_until(
+    predicate: Callable[[], Any | Awaitable[Any]], timeout: float = 10, what: object = "condition"
+) -> Any:
+    """Poll ``predicate`` (plain or async) until it returns something truthy, and return that; fail
+    after ``scaled(timeout)`` seconds naming ``what`` (called, if callable, for the message)."""
+    deadline = time.monotonic() + scaled(timeout)
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            described = what() if callable(what) else what
+            raise AssertionError(f"timed out after {scaled(timeout):.1f} s waiting for {described}")
+        await asyncio.sleep(0.02)
 
 
 def parse_frame(frame: str) -> dict[str, Any] | None:
@@ -146,8 +182,8 @@ class LiveEvents:
         return [e["event"] for e in self.events]
 
     async def wait_for(self, kind: str, timeout: float = 30) -> dict[str, Any]:
-        """The first event of this kind, waiting for it if need be."""
-        async with asyncio.timeout(timeout):
+        """The first event of this kind, waiting for it if need be (up to ``scaled(timeout)``)."""
+        async with asyncio.timeout(scaled(timeout)):
             while True:
                 for event in self.events:
                     if event["event"] == kind:
@@ -163,14 +199,32 @@ class LiveEvents:
         await asyncio.gather(self._task, return_exceptions=True)
 
 
-async def wait_status(client: httpx.AsyncClient, execution_id: str, *statuses: str, timeout: float = 20) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        ex: dict[str, Any] = (await client.get(f"/executions/{execution_id}")).json()
-        if ex["status"] in statuses:
-            return ex
-        assert time.monotonic() < deadline, ex
-        await asyncio.sleep(0.02)
+async def wait_status(
+    client: httpx.AsyncClient, execution_id: str, *statuses: str, timeout: float = 20
+) -> dict[str, Any]:
+    """Poll the execution until its status is one of ``statuses``; its row then."""
+    row: dict[str, Any] = {}
+
+    async def reached() -> bool:
+        nonlocal row
+        row = (await client.get(f"/executions/{execution_id}")).json()
+        return row["status"] in statuses
+
+    await wait_until(reached, timeout, lambda: (statuses, row))
+    return row
+
+
+async def wait_row(client: httpx.AsyncClient, execution_id: str, timeout: float = 60, **want: Any) -> dict[str, Any]:
+    """Poll the execution until every field in ``want`` has that value; its row then."""
+    row: dict[str, Any] = {}
+
+    async def reached() -> bool:
+        nonlocal row
+        row = (await client.get(f"/executions/{execution_id}")).json()
+        return all(row.get(k) == v for k, v in want.items())
+
+    await wait_until(reached, timeout, lambda: (want, row))
+    return row
 
 
 def process_env(s: Any, **extra: str) -> dict[str, str]:

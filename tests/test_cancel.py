@@ -7,7 +7,7 @@ import asyncio
 import datetime as dt
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -18,22 +18,22 @@ from graphrun.redis.batch import CommandBatcher
 from graphrun.redis.cancel import CancelBus
 from graphrun.redis.keys import Keys
 from graphrun.settings import Settings
-from tests.conftest import ServerHandle
+from tests.conftest import InLoopWorker, ServerHandle
 from tests.graphs import REGISTRY_TOML
-from tests.helpers import LiveEvents, chain_workflow, read_events, submit, wait_status
+from tests.helpers import LiveEvents, chain_workflow, read_events, scaled, submit, wait_status, wait_until
+
+WorkerFactory = Callable[[Settings], Awaitable[InLoopWorker]]
 
 
 @pytest.fixture
-def settings(settings: Settings, tmp_path: Path) -> Settings:
-    toml = tmp_path / "graphrun.toml"
-    toml.write_text(REGISTRY_TOML)
-    return settings.model_copy(update={"config": toml})
+def settings(settings_factory: Callable[..., Settings]) -> Settings:
+    return settings_factory(REGISTRY_TOML)
 
 
 @pytest.fixture
-async def client(api: ServerHandle, worker: None) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api.url, timeout=30) as c:
-        yield c
+def client(client: httpx.AsyncClient, worker: InLoopWorker) -> httpx.AsyncClient:
+    """The API client, with a worker running."""
+    return client
 
 
 async def cancel_and_time(client: httpx.AsyncClient, live: LiveEvents) -> float:
@@ -51,7 +51,7 @@ async def test_cancel_inside_a_30_s_node_arrives_within_one_second(client: httpx
     try:
         assert (await live.wait_for("node_start"))["data"]["node"] == "step_1"
         await asyncio.sleep(0.2)  # well inside step_1's 30 s
-        assert await cancel_and_time(client, live) < 1.0
+        assert await cancel_and_time(client, live) < scaled(1.0)
         # The final status was stored before the terminal event was written.
         assert (await client.get(f"/executions/{sub['execution_id']}")).json()["status"] == "cancelled"
     finally:
@@ -128,27 +128,26 @@ async def test_cancel_racing_the_pick_up_is_never_lost(client: httpx.AsyncClient
 
 
 async def test_a_worker_that_claims_after_the_flag_never_starts_the_graph(
-    api: ServerHandle, settings: Settings, redis: Redis, prefix: str, batcher: CommandBatcher
+    client_factory: Callable[..., httpx.AsyncClient],
+    api: ServerHandle,
+    worker_factory: WorkerFactory,
+    settings: Settings,
+    redis: Redis,
+    prefix: str,
+    batcher: CommandBatcher,
 ) -> None:
     """The half of the race the worker owns, made deterministic: the API has set the flag (it does
     so before it looks at the execution), then a worker claims the execution before the API's own
     compare-and-set. The worker finds the flag right after its claim and never starts the graph."""
-    from graphrun.worker.process import run_worker
-
-    async with httpx.AsyncClient(base_url=api.url, timeout=30) as c:
-        wf = await chain_workflow(c, steps=2, delay_s=30)
-        sub = await submit(c, wf["id"])  # no worker yet: it stays queued
-        await CancelBus(redis, Keys(prefix), batcher=batcher).request(sub["execution_id"], push=False)
-        stop = asyncio.Event()
-        worker = asyncio.get_running_loop().create_task(run_worker(settings, stop))
-        try:
-            ex = await wait_status(c, sub["execution_id"], "cancelled", "running", timeout=20)
-            ex = await wait_status(c, sub["execution_id"], "cancelled", timeout=5)
-        finally:
-            stop.set()
-            await asyncio.wait_for(worker, 10)
-        assert ex["started_at"] is not None and ex["attempt"] == 1  # claimed by the worker, not the API
-        assert [e["event"] for e in await read_events(c, sub["execution_id"])] == ["cancelled"]
+    c = client_factory(api)
+    wf = await chain_workflow(c, steps=2, delay_s=30)
+    sub = await submit(c, wf["id"])  # no worker yet: it stays queued
+    await CancelBus(redis, Keys(prefix), batcher=batcher).request(sub["execution_id"], push=False)
+    await worker_factory(settings)
+    ex = await wait_status(c, sub["execution_id"], "cancelled", "running", timeout=20)
+    ex = await wait_status(c, sub["execution_id"], "cancelled", timeout=5)
+    assert ex["started_at"] is not None and ex["attempt"] == 1  # claimed by the worker, not the API
+    assert [e["event"] for e in await read_events(c, sub["execution_id"])] == ["cancelled"]
 
 
 @pytest.mark.parametrize("graph", ["sync_sleeper", "stubborn"])
@@ -158,21 +157,22 @@ async def test_a_node_that_cannot_be_stopped_is_cancelled_at_once_and_its_late_r
     """A synchronous node (a thread nothing can stop), or an async node that ignores its
     cancellation: the execution ends at once all the same, and what the node does afterwards
     never reaches the log or the store."""
-    marker = tmp_path / "returned"
-    created = await client.post(
-        "/workflows", json={"name": "s", "graph": graph, "config": {"sleep_s": 1.5, "marker": str(marker)}}
-    )
+    marker, release = tmp_path / "returned", tmp_path / "release"
+    # The node holds until the test releases it (60 s at most), however slow this machine is.
+    config = {"sleep_s": 60, "marker": str(marker), "release": str(release)}
+    created = await client.post("/workflows", json={"name": "s", "graph": graph, "config": config})
     sub = await submit(client, created.json()["id"])
     live = LiveEvents(client, sub["execution_id"])
     try:
         await live.wait_for("node_start")
-        await asyncio.sleep(0.2)  # the node is sleeping now
-        assert await cancel_and_time(client, live) < 1.0
+        await wait_until(Path(f"{marker}.entered").exists, 10, "the node to run")
+        assert await cancel_and_time(client, live) < scaled(1.0)
         assert not marker.exists(), "the node's thread was still sleeping when the execution ended"
         assert (await client.get(f"/executions/{sub['execution_id']}")).json()["status"] == "cancelled"
     finally:
         await live.close()
-    await _until(marker.exists, 10)
+        release.touch()
+    await wait_until(marker.exists, 10, "the node to return")
     await asyncio.sleep(0.5)  # room for a late node_end / custom event to (wrongly) arrive
     events = await read_events(client, sub["execution_id"])
     assert [e["event"] for e in events] == ["start", "node_start", "cancelled"]
@@ -183,24 +183,23 @@ async def test_a_node_that_cannot_be_stopped_is_cancelled_at_once_and_its_late_r
 async def test_a_sync_node_times_out_at_once_and_its_late_result_dropped(
     client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    marker = tmp_path / "returned"
-    created = await client.post(
-        "/workflows",
-        json={"name": "s", "graph": "sync_sleeper", "config": {"sleep_s": 1.5, "marker": str(marker)}},
-    )
+    marker, release = tmp_path / "returned", tmp_path / "release"
+    config = {"sleep_s": 60, "marker": str(marker), "release": str(release)}
+    created = await client.post("/workflows", json={"name": "s", "graph": "sync_sleeper", "config": config})
     sub = await submit(client, created.json()["id"], timeout_s=0.3)
     live = LiveEvents(client, sub["execution_id"])
     try:
         start = await live.wait_for("start")
         timeout = await live.wait_for("timeout", timeout=10)
         assert timeout["data"]["timeout_s"] == 0.3
-        assert timeout["at"] - start["at"] < 0.3 + 1.0
+        assert timeout["at"] - start["at"] < 0.3 + scaled(1.0)
         assert not marker.exists()
         assert (await client.get(f"/executions/{sub['execution_id']}")).json()["status"] == "timed_out"
     finally:
         await live.close()
-    await _until(marker.exists, 10)
-    await asyncio.sleep(0.5)
+        release.touch()
+    await wait_until(marker.exists, 10, "the node to return")
+    await asyncio.sleep(0.5)  # room for a late node_end / custom event to (wrongly) arrive
     events = await read_events(client, sub["execution_id"])
     assert [e["event"] for e in events] == ["start", "node_start", "timeout"]
 
@@ -240,11 +239,3 @@ async def test_a_push_missed_while_the_listener_reconnects_is_caught_up(
         await live.wait_for("cancelled", timeout=10)
     finally:
         await live.close()
-
-
-async def _until(predicate: object, timeout: float) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.05)

@@ -7,44 +7,37 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client import REGISTRY
 
 from graphrun.settings import Settings
-from graphrun.worker.process import run_worker
-from tests.conftest import ServerHandle
+from tests.conftest import InLoopWorker
 from tests.graphs import REGISTRY_TOML
-from tests.helpers import LiveEvents, chain_workflow, read_events, submit, wait_status
+from tests.helpers import LiveEvents, chain_workflow, read_events, scaled, submit, wait_status, wait_until
+
+WorkerFactory = Callable[[Settings], Awaitable[InLoopWorker]]
 
 
 @pytest.fixture
-def settings(settings: Settings, tmp_path: Path) -> Settings:
-    toml = tmp_path / "graphrun.toml"
-    toml.write_text(REGISTRY_TOML)
-    return settings.model_copy(update={"config": toml})
+def settings(settings_factory: Callable[..., Settings]) -> Settings:
+    return settings_factory(REGISTRY_TOML)
 
 
-@pytest.fixture
-async def client(api: ServerHandle) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api.url, timeout=30) as c:
-        yield c
-
-
-async def test_a_blocking_node_holds_up_no_other_execution(client: httpx.AsyncClient, worker: None) -> None:
+async def test_a_blocking_node_holds_up_no_other_execution(client: httpx.AsyncClient, worker: InLoopWorker) -> None:
     """One `time.sleep(10)` node and 20 fast executions on the same worker process (this test's own
-    event loop, shared with the API): the fast ones all finish within 2 s; then the blocking one is
-    cancelled within 1 s although its thread sleeps on."""
+    event loop, shared with the API): the fast ones all finish while it sleeps, within 2 s; then
+    the blocking one is cancelled within 1 s although its thread sleeps on."""
     blocking = await chain_workflow(client, steps=1, delay_s=10, blocking=True)
     fast = await chain_workflow(client, steps=3)
     slow = await submit(client, blocking["id"])
     live = LiveEvents(client, slow["execution_id"])
     try:
-        await live.wait_for("node_start")  # its thread is in time.sleep(10) from now on
+        node_start = await live.wait_for("node_start")  # its thread is in time.sleep(10) from now on
         began = time.monotonic()
 
         async def run_fast() -> str:
@@ -52,39 +45,38 @@ async def test_a_blocking_node_holds_up_no_other_execution(client: httpx.AsyncCl
             return (await read_events(client, execution_id))[-1]["event"]
 
         assert await asyncio.gather(*(run_fast() for _ in range(20))) == ["complete"] * 20
-        assert time.monotonic() - began < 2.0
+        assert time.monotonic() - began < scaled(2.0)
         assert "complete" not in live.kinds
 
         sent = time.monotonic()
         assert (await client.post(f"/executions/{slow['execution_id']}/cancel")).status_code == 202
-        assert (await live.wait_for("cancelled", timeout=10))["at"] - sent < 1.0
+        cancelled = await live.wait_for("cancelled", timeout=10)
+        assert cancelled["at"] - sent < scaled(1.0)
+        assert cancelled["at"] < node_start["at"] + 10  # not waiting for the thread's sleep to end
         assert (await client.get(f"/executions/{slow['execution_id']}")).json()["status"] == "cancelled"
     finally:
         await live.close()
 
 
-async def test_as_many_blocking_nodes_as_the_concurrency_run_at_once(client: httpx.AsyncClient, worker: None) -> None:
-    """13 synchronous nodes sleeping 1 s each finish together: the stock default executor of a
-    2-core machine (6 threads) would need three rounds."""
-    wf = await chain_workflow(client, steps=1, delay_s=1.0, blocking=True)
-    began = time.monotonic()
+async def test_as_many_blocking_nodes_as_the_concurrency_run_at_once(
+    client: httpx.AsyncClient, worker: InLoopWorker
+) -> None:
+    """13 synchronous nodes that return only once all 13 wait at one barrier: the stock default
+    executor of a 2-core machine (6 threads) could never hold them all at once."""
+    config = {"barrier": uuid.uuid4().hex, "parties": 13, "wait_s": scaled(10)}
+    wf = (await client.post("/workflows", json={"name": "b", "graph": "barrier", "config": config})).json()
     ids = [(await submit(client, wf["id"]))["execution_id"] for _ in range(13)]
-    assert [(await read_events(client, i))[-1]["event"] for i in ids] == ["complete"] * 13
-    assert time.monotonic() - began < 2.5
+    ends = [(await read_events(client, i))[-1] for i in ids]
+    assert [e["event"] for e in ends] == ["complete"] * 13, ends
 
 
-async def test_a_burst_beyond_the_concurrency_limit_queues(client: httpx.AsyncClient, settings: Settings) -> None:
-    stop = asyncio.Event()
-    worker = asyncio.get_running_loop().create_task(
-        run_worker(settings.model_copy(update={"worker_concurrency": 2}), stop)
-    )
-    try:
-        wf = await chain_workflow(client, steps=1, delay_s=0.5)
-        ids = [(await submit(client, wf["id"]))["execution_id"] for _ in range(6)]
-        done = [await wait_status(client, i, "succeeded", timeout=30) for i in ids]
-    finally:
-        stop.set()
-        await asyncio.wait_for(worker, 10)
+async def test_a_burst_beyond_the_concurrency_limit_queues(
+    client: httpx.AsyncClient, settings: Settings, worker_factory: WorkerFactory
+) -> None:
+    await worker_factory(settings.model_copy(update={"worker_concurrency": 2}))
+    wf = await chain_workflow(client, steps=1, delay_s=0.5)
+    ids = [(await submit(client, wf["id"]))["execution_id"] for _ in range(6)]
+    done = [await wait_status(client, i, "succeeded", timeout=30) for i in ids]
     # Claimed (started_at) and finished (finished_at) as the store recorded them.
     spans = [(datetime.fromisoformat(e["started_at"]), datetime.fromisoformat(e["finished_at"])) for e in done]
     edges = sorted([(s, 1) for s, _ in spans] + [(f, -1) for _, f in spans], key=lambda x: (x[0], x[1]))
@@ -96,34 +88,32 @@ async def test_a_burst_beyond_the_concurrency_limit_queues(client: httpx.AsyncCl
 
 
 async def test_a_node_that_blocks_the_event_loop_is_reported(
-    client: httpx.AsyncClient, settings: Settings, caplog: pytest.LogCaptureFixture
+    client: httpx.AsyncClient, settings: Settings, worker_factory: WorkerFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="graphrun.worker.looplag")
     worker_role = {"role": "worker"}
     stalls_before = REGISTRY.get_sample_value("graphrun_event_loop_stalls_total", worker_role) or 0.0
     lags_before = REGISTRY.get_sample_value("graphrun_event_loop_lag_seconds_count", worker_role) or 0.0
-    stop = asyncio.Event()
-    worker = asyncio.get_running_loop().create_task(
-        run_worker(settings.model_copy(update={"loop_stall_ms": 200}), stop)
-    )
-    try:
-        created = await client.post(
-            "/workflows", json={"name": "b", "graph": "loop_blocker", "config": {"block_s": 0.6}}
-        )
-        sub = await submit(client, created.json()["id"])
-        assert (await read_events(client, sub["execution_id"]))[-1]["event"] == "complete"
-        deadline = time.monotonic() + 5
-        while not any(sub["execution_id"] in r.getMessage() for r in caplog.records):
-            assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
-            await asyncio.sleep(0.05)
-    finally:
-        stop.set()
-        await asyncio.wait_for(worker, 10)
-    messages = [r.getMessage() for r in caplog.records if sub["execution_id"] in r.getMessage()]
-    (message,) = [m for m in messages if "blocker" in m]
-    assert "event loop stalled for" in message and "tests/graphs.py" in message
-    stalled_ms = float(message.split("stalled for ")[1].split(" ms")[0])
+    worker = await worker_factory(settings.model_copy(update={"loop_stall_ms": 200}))
+    created = await client.post("/workflows", json={"name": "b", "graph": "loop_blocker", "config": {"block_s": 0.6}})
+    sub = await submit(client, created.json()["id"])
+    assert (await read_events(client, sub["execution_id"]))[-1]["event"] == "complete"
+
+    def reports() -> list[logging.LogRecord]:
+        # The record's arguments: (stall ms, threshold ms, where the loop was, executions running).
+        return [
+            r
+            for r in caplog.records
+            if r.name == "graphrun.worker.looplag" and isinstance(r.args, tuple) and sub["execution_id"] in r.args[3]
+        ]
+
+    await wait_until(reports, 5, lambda: [(r.name, r.args) for r in caplog.records])
+    await worker.stop()
+    (record,) = [r for r in reports() if "blocker" in r.args[2]]  # type: ignore[index, operator]
+    assert record.levelno == logging.WARNING
+    stalled_ms, threshold_ms, where, _ = record.args  # type: ignore[misc]
+    assert threshold_ms == 200 and "tests/graphs.py" in where
     # The watchdog posts every 100 ms, so it sees at least the block's 600 ms less one interval.
-    assert 400 <= stalled_ms < 5000
+    assert 400 <= stalled_ms < scaled(5000)
     assert (REGISTRY.get_sample_value("graphrun_event_loop_stalls_total", worker_role) or 0.0) >= stalls_before + 1
     assert (REGISTRY.get_sample_value("graphrun_event_loop_lag_seconds_count", worker_role) or 0.0) > lags_before
