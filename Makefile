@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install lint typecheck test run bench bench-cache bench-cancel bench-e2e bench-store bench-stream clean
+.PHONY: install lint typecheck test fuzz run bench bench-cache bench-cancel bench-e2e bench-store bench-stream clean
 
 $(UV):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "graphrun needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -29,6 +29,10 @@ typecheck: install
 
 test: lint typecheck
 	$(VENV)/bin/pytest
+
+# The suite's schemathesis run (tests/api/test_openapi_fuzz.py) with ten times the examples.
+fuzz: install
+	GRAPHRUN_FUZZ_EXAMPLES=200 $(VENV)/bin/pytest -q tests/api/test_openapi_fuzz.py
 
 run: install
 	$(VENV)/bin/graphrun serve
