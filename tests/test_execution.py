@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from graphrun.settings import Settings
-from tests.conftest import ServerHandle
-from tests.helpers import chain_workflow, read_events, submit
+from tests.conftest import InLoopWorker, ServerHandle
+from tests.helpers import chain_workflow, read_events, submit, wait_status
 
 
 @pytest.fixture
-async def client(api: ServerHandle, worker: None) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api.url, timeout=30) as c:
-        yield c
-
-
-async def wait_status(client: httpx.AsyncClient, execution_id: str, *statuses: str, timeout: float = 20) -> dict:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        ex = (await client.get(f"/executions/{execution_id}")).json()
-        if ex["status"] in statuses:
-            return ex
-        assert asyncio.get_running_loop().time() < deadline, ex
-        await asyncio.sleep(0.05)
+def client(client: httpx.AsyncClient, worker: InLoopWorker) -> httpx.AsyncClient:
+    """The API client, with a worker running."""
+    return client
 
 
 async def test_chain_runs_and_streams(client: httpx.AsyncClient) -> None:
@@ -132,7 +122,13 @@ async def test_kb_agent_with_its_search_as_a_stored_sub_workflow(client: httpx.A
     assert any("backup" in p["doc"] for p in output["passages"])
 
 
-async def test_registry_file_graph(tmp_path: Path, settings: Settings) -> None:
+async def test_registry_file_graph(
+    tmp_path: Path,
+    settings_factory: Callable[..., Settings],
+    api_factory: Callable[[Settings], Awaitable[ServerHandle]],
+    worker_factory: Callable[[Settings], Awaitable[InLoopWorker]],
+    client_factory: Callable[..., httpx.AsyncClient],
+) -> None:
     """A graph from graphrun.toml runs like a built-in one."""
     module = tmp_path / "my_graphs.py"
     module.write_text(
@@ -146,27 +142,16 @@ async def test_registry_file_graph(tmp_path: Path, settings: Settings) -> None:
         "    g.add_edge(START, 'shout'); g.add_edge('shout', END)\n"
         "    return g.compile()\n"
     )
-    (tmp_path / "graphrun.toml").write_text('[graphs]\nshout = "my_graphs:build"\n')
-    import sys
-
     sys.path.insert(0, str(tmp_path))
     try:
-        from graphrun.worker.process import run_worker
-        from tests.conftest import start_api
-
-        s = settings.model_copy(update={"config": tmp_path / "graphrun.toml"})
-        handle, api_task = await start_api(s)
-        stop = asyncio.Event()
-        worker_task = asyncio.create_task(run_worker(s, stop))
-        async with httpx.AsyncClient(base_url=handle.url) as c:
-            assert {"name": "shout", "description": "Shouts."} in (await c.get("/graphs")).json()
-            wf = (await c.post("/workflows", json={"name": "s", "graph": "shout", "config": {"suffix": "!"}})).json()
-            sub = await submit(c, wf["id"], input={"text": "hi"})
-            assert (await read_events(c, sub["execution_id"]))[-1]["data"]["output"] == {"text": "HI!"}
-        stop.set()
-        await worker_task
-        handle.server.should_exit = True
-        await api_task
+        s = settings_factory('[graphs]\nshout = "my_graphs:build"\n')
+        c = client_factory(await api_factory(s))
+        worker = await worker_factory(s)
+        assert {"name": "shout", "description": "Shouts."} in (await c.get("/graphs")).json()
+        wf = (await c.post("/workflows", json={"name": "s", "graph": "shout", "config": {"suffix": "!"}})).json()
+        sub = await submit(c, wf["id"], input={"text": "hi"})
+        assert (await read_events(c, sub["execution_id"]))[-1]["data"]["output"] == {"text": "HI!"}
+        await worker.stop()
     finally:
         sys.path.remove(str(tmp_path))
 

@@ -9,14 +9,7 @@ import httpx
 import pytest
 
 from graphrun.settings import Settings
-from tests.conftest import ServerHandle
 from tests.helpers import chain_workflow, submit
-
-
-@pytest.fixture
-async def client(api: ServerHandle) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api.url, timeout=30) as c:
-        yield c
 
 
 async def counts(client: httpx.AsyncClient) -> tuple[int, int]:

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
 
 from graphrun.settings import Settings
-from tests.conftest import ServerHandle, start_api
+from tests.conftest import ServerHandle
 
 
 @pytest.fixture
-async def keyed(settings: Settings) -> AsyncIterator[ServerHandle]:
-    handle, task = await start_api(settings.model_copy(update={"api_keys": ("k1", "k2")}))
-    yield handle
-    handle.server.should_exit = True
-    await task
+async def keyed(api_factory: Callable[[Settings], Awaitable[ServerHandle]], settings: Settings) -> ServerHandle:
+    return await api_factory(settings.model_copy(update={"api_keys": ("k1", "k2")}))
 
 
 async def test_keys_and_event_tokens(keyed: ServerHandle) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import os
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -18,14 +18,17 @@ from graphrun.events.ids import ZERO, StreamId
 from graphrun.redis.connections import API_POOL_SIZE, ConnectionName
 from graphrun.redis.keys import Keys
 from graphrun.settings import Settings
-from tests.conftest import ServerHandle, start_api
-from tests.helpers import chain_workflow, parse_frame, read_events, submit, wait_status
+from tests.conftest import InLoopWorker, ServerHandle
+from tests.helpers import chain_workflow, parse_frame, read_events, scaled, submit, wait_status
+
+ApiFactory = Callable[[Settings], Awaitable[ServerHandle]]
+WorkerFactory = Callable[[Settings], Awaitable[InLoopWorker]]
 
 
 @pytest.fixture
-async def client(api: ServerHandle, worker: None) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api.url, timeout=60) as c:
-        yield c
+def client(client: httpx.AsyncClient, worker: InLoopWorker) -> httpx.AsyncClient:
+    """The API client, with a worker running."""
+    return client
 
 
 def seeded_rng(name: str) -> tuple[int, random.Random]:
@@ -111,15 +114,12 @@ def api_total(counts: dict[str, int]) -> int:
 
 
 async def test_hundreds_of_clients_share_a_constant_number_of_redis_connections(
-    settings: Settings, redis: Redis
+    settings: Settings, redis: Redis, api_factory: ApiFactory, worker_factory: WorkerFactory
 ) -> None:
-    from graphrun.worker.process import run_worker
-
     clients, executions = 300, 10
     baseline = max(int(c["id"]) for c in await redis.client_list())
-    handle, server = await start_api(settings)
-    stop_worker = asyncio.Event()
-    worker = asyncio.create_task(run_worker(settings, stop_worker))
+    handle = await api_factory(settings)
+    worker = await worker_factory(settings)
     try:
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
         async with httpx.AsyncClient(base_url=handle.url, timeout=120, limits=limits) as http:
@@ -153,17 +153,14 @@ async def test_hundreds_of_clients_share_a_constant_number_of_redis_connections(
 
             readers = [asyncio.create_task(follow(ids[i % executions])) for i in range(clients)]
             samples: list[tuple[int, dict[str, int]]] = []
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + scaled(120)
             while not all(r.done() for r in readers) and time.monotonic() < deadline:
                 samples.append((connected, await api_connections(redis, baseline)))
                 await asyncio.sleep(0.1)
-            results = await asyncio.wait_for(asyncio.gather(*readers), 60)
+            results = await asyncio.wait_for(asyncio.gather(*readers), scaled(60))
             after_all = await api_connections(redis, baseline)
     finally:
-        stop_worker.set()
-        await asyncio.wait_for(worker, 30)
-        handle.server.should_exit = True
-        await asyncio.wait_for(server, 30)
+        await worker.stop()
 
     during = [api_total(counts) for n, counts in samples if n == clients]
     print(f"API connections: {after_one} after one client; {max(during)} max with {clients} clients; after {after_all}")
@@ -205,24 +202,19 @@ async def test_an_expired_log_is_answered_with_the_stored_terminal(
     assert error["data"]["error"] == {"type": "RuntimeError", "message": "fail_at"}
 
 
-async def test_trimmed_events_are_announced_without_an_id(settings: Settings) -> None:
-    from graphrun.worker.process import run_worker
-
+async def test_trimmed_events_are_announced_without_an_id(
+    settings: Settings,
+    api_factory: ApiFactory,
+    worker_factory: WorkerFactory,
+    client_factory: Callable[..., httpx.AsyncClient],
+) -> None:
     small = settings.model_copy(update={"event_maxlen": 100})
-    handle, server = await start_api(small)
-    stop_worker = asyncio.Event()
-    worker = asyncio.create_task(run_worker(small, stop_worker))
-    try:
-        async with httpx.AsyncClient(base_url=handle.url, timeout=60) as client:
-            wf = await chain_workflow(client, steps=2, emit=500)
-            execution_id = (await submit(client, wf["id"]))["execution_id"]
-            await wait_status(client, execution_id, "succeeded", timeout=60)
-            late = await read_events(client, execution_id)
-    finally:
-        stop_worker.set()
-        await asyncio.wait_for(worker, 30)
-        handle.server.should_exit = True
-        await asyncio.wait_for(server, 30)
+    client = client_factory(await api_factory(small))
+    await worker_factory(small)
+    wf = await chain_workflow(client, steps=2, emit=500)
+    execution_id = (await submit(client, wf["id"]))["execution_id"]
+    await wait_status(client, execution_id, "succeeded", timeout=60)
+    late = await read_events(client, execution_id)
 
     truncated, first, *rest = late
     assert truncated["event"] == "truncated" and "id" not in truncated  # Last-Event-ID stays put

@@ -3,18 +3,17 @@ follows, and stalls of its event loop. Read from /metrics of a real API over HTT
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from graphrun.settings import Settings
-from tests.conftest import ServerHandle, start_api
-from tests.helpers import LiveEvents, chain_workflow, submit, wait_status
+from tests.conftest import InLoopWorker, ServerHandle
+from tests.helpers import LiveEvents, chain_workflow, scaled, submit, wait_status, wait_until
 
 
 async def sample(client: httpx.AsyncClient, name: str, **labels: str) -> float:
@@ -29,16 +28,16 @@ async def sample(client: httpx.AsyncClient, name: str, **labels: str) -> float:
 
 
 async def wait_sample(client: httpx.AsyncClient, name: str, expected: float, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while (value := await sample(client, name)) != expected:
-        assert time.monotonic() < deadline, f"{name} = {value}, expected {expected}"
-        await asyncio.sleep(0.05)
+    async def reached() -> bool:
+        return await sample(client, name) == expected
+
+    await wait_until(reached, timeout, f"{name} = {expected}")
 
 
 @pytest.fixture
-async def client(api: ServerHandle, worker: None) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api.url, timeout=30) as c:
-        yield c
+def client(client: httpx.AsyncClient, worker: InLoopWorker) -> httpx.AsyncClient:
+    """The API client, with a worker running."""
+    return client
 
 
 async def test_sse_clients_and_hub_streams_gauges(client: httpx.AsyncClient) -> None:
@@ -78,38 +77,41 @@ async def test_sse_clients_and_hub_streams_gauges(client: httpx.AsyncClient) -> 
 
 
 async def test_a_stall_of_the_api_event_loop_is_counted_as_the_apis(
-    settings: Settings, caplog: pytest.LogCaptureFixture
+    settings: Settings,
+    api_factory: Callable[[Settings], Awaitable[ServerHandle]],
+    client_factory: Callable[..., httpx.AsyncClient],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The API runs in this test's event loop, so blocking this loop blocks the API's. No worker runs
     here: the stall is counted under role="api" only."""
     caplog.set_level(logging.WARNING, logger="graphrun.api.looplag")
-    handle, task = await start_api(settings.model_copy(update={"loop_stall_ms": 100}))
-    try:
-        async with httpx.AsyncClient(base_url=handle.url, timeout=30) as client:
-            api_before = await sample(client, "graphrun_event_loop_stalls_total", role="api")
-            worker_before = await sample(client, "graphrun_event_loop_stalls_total", role="worker")
-            lags_before = await sample(client, "graphrun_event_loop_lag_seconds_count", role="api")
+    client = client_factory(await api_factory(settings.model_copy(update={"loop_stall_ms": 100})))
+    api_before = await sample(client, "graphrun_event_loop_stalls_total", role="api")
+    worker_before = await sample(client, "graphrun_event_loop_stalls_total", role="worker")
+    lags_before = await sample(client, "graphrun_event_loop_lag_seconds_count", role="api")
 
-            time.sleep(0.5)  # the deliberate block of the API's event loop
+    time.sleep(0.5)  # the deliberate block of the API's event loop
 
-            deadline = time.monotonic() + 5
-            while await sample(client, "graphrun_event_loop_stalls_total", role="api") < api_before + 1:
-                assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
-                await asyncio.sleep(0.05)
-            assert await sample(client, "graphrun_event_loop_stalls_total", role="worker") == worker_before
-            assert await sample(client, "graphrun_event_loop_lag_seconds_count", role="api") > lags_before
-    finally:
-        handle.server.should_exit = True
-        await asyncio.wait_for(task, 10)
-    messages = [
-        r.getMessage()
+    async def counted() -> bool:
+        return await sample(client, "graphrun_event_loop_stalls_total", role="api") >= api_before + 1
+
+    await wait_until(counted, 5, lambda: [(r.name, r.args) for r in caplog.records])
+    assert await sample(client, "graphrun_event_loop_stalls_total", role="worker") == worker_before
+    assert await sample(client, "graphrun_event_loop_lag_seconds_count", role="api") > lags_before
+    # The record's arguments: (stall ms, threshold ms, where the loop was, executions running).
+    records = [
+        r
         for r in caplog.records
-        if r.name == "graphrun.api.looplag" and "test_a_stall_of_the_api_event_loop" in r.getMessage()
+        if r.name == "graphrun.api.looplag"
+        and isinstance(r.args, tuple)
+        and "test_a_stall_of_the_api_event_loop" in r.args[2]
     ]
-    assert len(messages) == 1, [r.getMessage() for r in caplog.records]
-    stalled_ms = float(messages[0].split("stalled for ")[1].split(" ms")[0])
-    assert 300 <= stalled_ms < 5000, messages[0]  # the 500 ms block, less at most one 100 ms interval
-    assert "executions running" not in messages[0]
+    assert len(records) == 1, [(r.name, r.args) for r in caplog.records]
+    (record,) = records
+    stalled_ms, threshold_ms, _, running = record.args  # type: ignore[misc]
+    assert record.levelno == logging.WARNING and threshold_ms == 100
+    assert 300 <= stalled_ms < scaled(5000), record.args  # the 500 ms block, less at most one 100 ms interval
+    assert running == ""  # an API process runs no executions, so it names none
 
 
 async def test_execution_counters(client: httpx.AsyncClient) -> None:
