@@ -12,18 +12,11 @@ from graphrun.api.state import AppState, State
 from graphrun.events.follow import Item, Truncated, follow_batches
 from graphrun.events.ids import ZERO, StreamId
 from graphrun.events.model import Event, EventKind
+from graphrun.events.terminal import stored_terminal_event
 from graphrun.metrics import SSE_CLIENTS
 from graphrun.store.base import ExecutionStatus
 
 router = APIRouter()
-
-_TERMINAL_OF = {
-    ExecutionStatus.SUCCEEDED: EventKind.COMPLETE,
-    ExecutionStatus.FAILED: EventKind.ERROR,
-    ExecutionStatus.CANCELLED: EventKind.CANCELLED,
-    ExecutionStatus.TIMED_OUT: EventKind.TIMEOUT,
-}
-
 
 # Plain LF framing, as API.md §3 shows it (sse-starlette's default is CRLF).
 SEP = "\n"
@@ -44,19 +37,8 @@ def _ping() -> ServerSentEvent:
 
 
 async def _stored_terminal(state: AppState, execution_id: str) -> Event | None:
-    ex = await state.store.get_execution(execution_id)
-    kind = _TERMINAL_OF.get(ex.status)
-    if kind is None:
-        return None
-    data: dict[str, object] = {}
-    if kind is EventKind.COMPLETE:
-        data["output"] = ex.output
-    elif kind is EventKind.ERROR:
-        data["error"] = ex.error
-    elif kind is EventKind.TIMEOUT:
-        data["timeout_s"] = ex.timeout_s or state.settings.execution_timeout_s
-    ts = (ex.finished_at or ex.created_at).timestamp()
-    return Event(kind, execution_id, data, ts)
+    execution = await state.store.get_execution(execution_id)
+    return stored_terminal_event(execution, default_timeout_s=state.settings.execution_timeout_s)
 
 
 @router.get(

@@ -11,7 +11,7 @@ from graphrun.api.openapi import CANCEL, LIST, READ, ExecutionId, WorkflowIdFilt
 from graphrun.api.schemas import ExecutionOut, ExecutionPage
 from graphrun.api.state import State, require_key
 from graphrun.errors import ConflictError, NotFoundError
-from graphrun.events.model import EventKind
+from graphrun.events.terminal import terminal_event
 from graphrun.store.base import ExecutionStatus
 
 router = APIRouter(prefix="/executions", dependencies=[Depends(require_key)])
@@ -60,7 +60,8 @@ async def cancel_execution(execution_id: ExecutionId, state: State) -> Execution
         if cancelled is not None:
             # It never ran, so its log is just the terminal event; no worker will touch it.
             writer = state.events.writer(execution_id, live_ttl_s=0)
-            writer.emit(EventKind.CANCELLED)
+            event = terminal_event(execution_id, ExecutionStatus.CANCELLED)
+            writer.emit(event.kind, **event.data)
             await writer.flush()
             metrics.EXECUTIONS.labels(ExecutionStatus.CANCELLED.value).inc()
             return ExecutionOut.of(cancelled)

@@ -33,6 +33,7 @@ from graphrun.registry import GraphRegistry
 from graphrun.settings import Settings
 from graphrun.store import open_store
 from graphrun.worker.runner import ExecutionRunner
+from graphrun.worker.stream import warm_up
 from graphrun.worker.sweeper import Sweeper
 from graphrun.worker.threads import release_node_threads, use_node_threads
 
@@ -96,7 +97,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
 
         # Imports happen now, not on the event loop in the middle of the first executions.
         await asyncio.to_thread(registry.preload)
-        await _warm_up()
+        await warm_up()
 
         async def execute(execution_id: str) -> None:
             await runner.execute(execution_id)
@@ -130,13 +131,6 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
                 await cancel_and_wait(task)
             monitor.stop()
             release_node_threads(loop, node_threads)
-
-
-async def _warm_up() -> None:
-    """Run a one-node graph once: LangGraph imports much of itself lazily on the first run."""
-    from graphrun.examples.chain import build
-
-    await build({"steps": 1}).compile().ainvoke({"n": 0})
 
 
 async def _drain(finish: asyncio.Event, receiving: asyncio.Task[None], runner: ExecutionRunner, grace_s: float) -> None:

@@ -29,7 +29,7 @@ from redis.asyncio import Redis
 from graphrun import metrics
 from graphrun.errors import BackendUnavailableError
 from graphrun.events.log import EventLog
-from graphrun.events.model import EventKind
+from graphrun.events.terminal import terminal_event
 from graphrun.redis.errors import UNAVAILABLE
 from graphrun.redis.keys import Keys
 from graphrun.redis.lease import Leases
@@ -165,7 +165,8 @@ class Sweeper:
                 next_seq=last.seq + 1 if last else 0,
                 last_ms=last.ms if last else 0,
             )
-            writer.emit(EventKind.ERROR, error=error)
+            event = terminal_event(execution_id, ExecutionStatus.FAILED, error=error)
+            writer.emit(event.kind, **event.data)
             await writer.flush()
             log.warning("execution %s failed: %s", execution_id, message)
         finally:

@@ -1,0 +1,64 @@
+"""The terminal event of an execution (API.md §3), built in one place whoever writes it: the worker
+that decided the outcome, the sweeper that gave up on it, the API that cancelled it while queued,
+and the stream that rebuilds it from the stored execution once the log has expired.
+
+What must stay true: a terminal event is a function of the final status and what the execution
+stored with it (output, error, time limit), so the event a client reads from the log and the one
+rebuilt from the store say the same. A new final status (``interrupted``, say) is one more row in
+``_TERMINAL`` and, if its event carries a field, one more keyword.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphrun.events.model import Event, EventKind
+from graphrun.store.base import Execution, ExecutionStatus
+
+# Each final status: its event, and the one field that event carries (if any).
+_TERMINAL: dict[ExecutionStatus, tuple[EventKind, str | None]] = {
+    ExecutionStatus.SUCCEEDED: (EventKind.COMPLETE, "output"),
+    ExecutionStatus.FAILED: (EventKind.ERROR, "error"),
+    ExecutionStatus.CANCELLED: (EventKind.CANCELLED, None),
+    ExecutionStatus.TIMED_OUT: (EventKind.TIMEOUT, "timeout_s"),
+}
+
+
+def terminal_event(
+    execution_id: str,
+    status: ExecutionStatus,
+    *,
+    output: Any = None,
+    error: dict[str, Any] | None = None,
+    timeout_s: float | None = None,
+    ts: float | None = None,
+) -> Event:
+    """The event that ends the log of an execution that ended with ``status``; ``ts`` now unless
+    given. Raises ValueError for a status that is not final."""
+    try:
+        kind, field = _TERMINAL[status]
+    except KeyError:
+        raise ValueError(f"{status} is not a final status") from None
+    values = {"output": output, "error": error, "timeout_s": timeout_s}
+    data = {field: values[field]} if field is not None else {}
+    if ts is None:
+        return Event(kind, execution_id, data)
+    return Event(kind, execution_id, data, ts)
+
+
+def stored_terminal_event(execution: Execution, *, default_timeout_s: float) -> Event | None:
+    """The terminal event rebuilt from a stored execution, dated when it finished; None while it
+    has not finished. ``default_timeout_s`` stands for a time limit the submit did not set."""
+    if execution.status not in _TERMINAL:
+        return None
+    return terminal_event(
+        execution.id,
+        execution.status,
+        output=execution.output,
+        error=execution.error,
+        timeout_s=execution.timeout_s or default_timeout_s,
+        ts=(execution.finished_at or execution.created_at).timestamp(),
+    )
+
+
+__all__ = ["stored_terminal_event", "terminal_event"]

@@ -1,0 +1,93 @@
+"""Recording a decided outcome: the events emitted before it, then the final status, then the
+terminal event.
+
+What must stay true:
+- the final status is stored before the terminal event is written, so a client that saw the
+  terminal event reads the final status from the API;
+- a final status the store refuses (the execution is no longer this attempt's) writes no terminal
+  event: the attempt that owns it now writes its own;
+- a database outage alone never fails an execution: storing is retried for a while, and if the
+  database stays away the lease lapses and a later attempt resumes from the last checkpoint and
+  stores the outcome then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from graphrun import metrics
+from graphrun.errors import BackendUnavailableError, FactoryError
+from graphrun.events.log import EventWriter
+from graphrun.events.model import to_jsonable
+from graphrun.events.terminal import terminal_event
+from graphrun.store.base import Execution, ExecutionStatus, Store
+from graphrun.worker.state import Outcome
+
+log = logging.getLogger("graphrun.worker")
+
+STORE_RETRY_S = 60.0
+
+
+async def finish(
+    store: Store,
+    writer: EventWriter,
+    execution: Execution,
+    status: ExecutionStatus,
+    *,
+    output: Any = None,
+    error: dict[str, Any] | None = None,
+    timeout_s: float | None = None,
+) -> Outcome:
+    """Store ``status`` and end the log with its terminal event."""
+    try:
+        await writer.flush()
+    except Exception:
+        log.exception("event log of %s incomplete", execution.id)
+    # Node outputs may hold LangChain messages and other objects: store what the stream sends.
+    output = to_jsonable(output)
+    if await _store(store, execution, status, output, error) is None:
+        log.warning("execution %s: final status %s refused (no longer this attempt's)", execution.id, status)
+        return Outcome.of(status)
+    event = terminal_event(execution.id, status, output=output, error=error, timeout_s=timeout_s)
+    writer.emit(event.kind, **event.data)
+    await writer.flush()
+    metrics.EXECUTIONS.labels(status.value).inc()
+    return Outcome.of(status)
+
+
+async def finish_ended(store: Store, writer: EventWriter, execution: Execution, run: asyncio.Task[Any]) -> Outcome:
+    """Record the outcome of a run that ended by itself: its output, or its failure (a factory's
+    or a node's failure is the execution's, not the worker's)."""
+    if run.cancelled():
+        error = {"type": "CancelledError", "message": "the run was cancelled from inside a node"}
+        return await finish(store, writer, execution, ExecutionStatus.FAILED, error=error)
+    exc = run.exception()
+    if isinstance(exc, FactoryError):
+        error = {
+            "type": "FactoryError",
+            "message": f"workflow {execution.workflow_id} v{execution.workflow_version}: {exc}",
+        }
+        return await finish(store, writer, execution, ExecutionStatus.FAILED, error=error)
+    if exc is not None:
+        error = {"type": type(exc).__name__, "message": str(exc)}
+        return await finish(store, writer, execution, ExecutionStatus.FAILED, error=error)
+    return await finish(store, writer, execution, ExecutionStatus.SUCCEEDED, output=run.result())
+
+
+async def _store(
+    store: Store, execution: Execution, status: ExecutionStatus, output: Any, error: dict[str, Any] | None
+) -> Execution | None:
+    delay = 0.1
+    deadline = time.monotonic() + STORE_RETRY_S
+    while True:
+        try:
+            return await store.finish_execution(execution.id, execution.attempt, status, output, error)
+        except BackendUnavailableError as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("execution %s: storing %s failed (%s); retrying", execution.id, status, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
