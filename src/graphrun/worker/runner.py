@@ -39,8 +39,9 @@ from graphrun.events.model import EventKind
 from graphrun.redis.cancel import CancelBus
 from graphrun.redis.lease import Leases
 from graphrun.store.base import Execution, ExecutionStatus, Store
+from graphrun.worker.active import ActiveRuns
 from graphrun.worker.finish import finish, finish_ended
-from graphrun.worker.grace import FollowHints, start_grace
+from graphrun.worker.grace import start_grace
 from graphrun.worker.lease import HeldLease
 from graphrun.worker.limits import TimeLimits
 from graphrun.worker.state import ActiveRun, Outcome, Phase
@@ -76,58 +77,41 @@ class ExecutionRunner:
         # Where each run attaches its gate, if the checkpointer orders and fences writes through one.
         saver: object = checkpointer  # (mypy cannot narrow an Optional generic by a mixin)
         self._gates: Gates | None = saver.gates if isinstance(saver, GatedSaver) else None
-        self._running: dict[str, ActiveRun] = {}
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self.active = ActiveRuns(keep_hints=start_grace_s > 0)
         # Runs whose outcome was decided (cancelled, timed out) while their code still ran, e.g. a
         # synchronous node in a thread, which nothing can stop: kept until they end by themselves.
         self._abandoned: set[asyncio.Task[Any]] = set()
-        self._follow_hints = FollowHints()
 
     @property
     def running(self) -> int:
-        return len(self._running)
+        return len(self.active)
 
     def running_ids(self) -> list[str]:
-        return list(self._running)
+        return self.active.ids()
 
     def cancel(self, execution_id: str) -> bool:
         """Ask a running execution of this process to stop; its outcome is decided at once."""
-        active = self._running.get(execution_id)
-        if active is None:
-            return False
-        active.cancel()
-        return True
+        return self.active.cancel(execution_id)
 
     def followed(self, execution_id: str) -> None:
         """A client follows this execution: if it waits out its start grace, it need not."""
-        active = self._running.get(execution_id)
-        if active is not None:
-            active.follow(time.monotonic())
-        elif self.start_grace_s > 0:
-            self._follow_hints.add(execution_id, time.monotonic())
+        self.active.followed(execution_id)
 
     async def recheck_cancels(self) -> None:
         """Look at the cancel flags of every running execution (a push may have been missed while the
         listener was reconnecting)."""
-        for execution_id in list(self._running):
+        for execution_id in self.active.ids():
             if await self.cancels.requested(execution_id):
                 self.cancel(execution_id)
 
     def handover_all(self) -> int:
         """Shutting down: every running execution is put back on the queue for another worker,
         which resumes it from its last checkpoint."""
-        for active in self._running.values():
-            active.hand_over()
-        return len(self._running)
+        return self.active.hand_over_all()
 
     async def wait_idle(self, timeout_s: float) -> bool:
         """Wait until nothing runs, at most ``timeout_s``; whether that happened."""
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout_s)
-        except TimeoutError:
-            return False
-        return True
+        return await self.active.wait_idle(timeout_s)
 
     async def execute(self, execution_id: str) -> None:
         """The queue's task. Never raises (but for the worker's own shutdown): whatever goes wrong
@@ -147,19 +131,16 @@ class ExecutionRunner:
         # Registered before the flag is read: a cancel pushed from now on reaches cancel(), and one
         # pushed earlier has already set the flag (the API sets it before it publishes). The lease
         # and the flag are asked for at once: one round trip's wait instead of two.
-        active = self._running[execution_id] = ActiveRun()
-        if (followed_at := self._follow_hints.pop(execution_id)) is not None:
-            active.follow(followed_at)
-        self._idle.clear()
+        active = self.active.add(execution_id)
         lease = HeldLease(self.leases, execution_id, execution.attempt)
         try:
             acquired, flagged = await asyncio.gather(lease.acquire(), self.cancels.requested(execution_id))
         except BaseException:
             # Redis away (or shutdown): not run; the sweeper re-queues it once no lease stands.
-            self._forget_running(execution_id)
+            self.active.remove(execution_id)
             raise
         if not acquired:
-            self._forget_running(execution_id)
+            self.active.remove(execution_id)
             # Unreachable unless an earlier attempt's lease still stands: let the sweeper decide.
             log.warning("execution %s attempt %s: lease taken; not run", execution_id, execution.attempt)
             return
@@ -172,7 +153,7 @@ class ExecutionRunner:
             outcome = await self._run_claimed(execution, active, lease)
         finally:
             lease.stop()
-            self._forget_running(execution_id)
+            self.active.remove(execution_id)
             metrics.RUNNING.dec()
             if outcome is not Outcome.HANDED_OVER and not active.lease_lost:
                 await lease.release()
@@ -187,11 +168,6 @@ class ExecutionRunner:
             outcome,
             (time.monotonic() - active.started) * 1000,
         )
-
-    def _forget_running(self, execution_id: str) -> None:
-        self._running.pop(execution_id, None)
-        if not self._running:
-            self._idle.set()
 
     async def _run_claimed(self, execution: Execution, active: ActiveRun, lease: HeldLease) -> Outcome:
         timeout_s = await self.limits.of(execution)
