@@ -118,7 +118,7 @@ async def test_cancel_racing_the_pick_up_is_never_lost(client: httpx.AsyncClient
                     dt.datetime.fromisoformat(ex[k]) for k in ("created_at", "started_at", "finished_at")
                 )
                 queued_s, held_s = (started - created).total_seconds(), (finished - started).total_seconds()
-                # No grace for one queued for twice the grace (see runner._start_grace).
+                # No grace for one queued for twice the grace (see worker/grace.py).
                 assert held_s >= grace_s or queued_s > 2 * grace_s, (ex, "a node ran before its grace was over")
         if name == "follow and cancel":
             # The follower's hint ends the grace 2 ms after it arrives: a margin the cancel sent

@@ -106,7 +106,7 @@ async def submit(
     execution = await state.store.create_execution(workflow_id, body.input, body.timeout_s)
     # Queued only once the 202 is on its way: a cancel sent the moment the client has the id then
     # lands before any worker can claim the execution, or within the start grace its worker holds
-    # it for (worker/runner.py), so it never starts. The execution is stored already, so a lost
+    # it for (worker/grace.py), so it never starts. The execution is stored already, so a lost
     # enqueue delays it, never loses it.
     background.add_task(_enqueue, state, execution.id)
     metrics.SUBMITTED.inc()
