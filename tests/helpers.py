@@ -227,6 +227,23 @@ async def wait_row(client: httpx.AsyncClient, execution_id: str, timeout: float 
     return row
 
 
+async def wait_subscribed(redis_url: str, channel: str, count: int, timeout: float = 30) -> None:
+    """Wait until ``count`` connections listen on ``channel``: every worker process subscribes to the
+    cancel channel once it is ready, so this is how a test knows that worker processes it started
+    are up (starting one takes seconds on a busy machine)."""
+    from redis.asyncio import Redis
+
+    probe = Redis.from_url(redis_url)
+    try:
+
+        async def subscribed() -> bool:
+            return dict(await probe.pubsub_numsub(channel))[channel.encode()] >= count
+
+        await wait_until(subscribed, timeout, f"{count} subscriber(s) on {channel}")
+    finally:
+        await probe.aclose()
+
+
 def process_env(s: Any, **extra: str) -> dict[str, str]:
     """The environment for a graphrun subprocess (worker, api) on the same Redis and database as
     the test's settings; nothing inherited from a GRAPHRUN_* variable of the caller."""

@@ -6,52 +6,45 @@ import asyncio
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from graphrun.redis.keys import Keys
 from graphrun.settings import Settings
-from tests.conftest import ServerHandle, start_api
 from tests.graphs import builds
-from tests.helpers import process_env, read_events, submit
+from tests.helpers import process_env, read_events, submit, wait_subscribed, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def registry_settings(settings: Settings, tmp_path: Path) -> Settings:
-    toml = tmp_path / "graphrun.toml"
-    toml.write_text('[graphs]\nlogged = "tests.graphs:logged"\n')
-    return settings.model_copy(update={"config": toml})
+def settings(settings_factory: Callable[..., Settings]) -> Settings:
+    return settings_factory('[graphs]\nlogged = "tests.graphs:logged"\n')
 
 
 @pytest.fixture
-def two_workers(registry_settings: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+async def two_workers(settings: Settings, tmp_path: Path) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """`graphrun worker --processes 2`, both processes ready (until then the first to start would
+    take every execution)."""
     log = open(tmp_path / "workers.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "graphrun", "worker", "--processes", "2", "--concurrency", "1"],
-        env=process_env(registry_settings),
+        env=process_env(settings),
         stdout=log,
         stderr=log,
         cwd=tmp_path,
     )
-    yield proc
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(30)
-    log.close()
-
-
-@pytest.fixture
-async def client(registry_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    handle: ServerHandle
-    handle, task = await start_api(registry_settings)
-    async with httpx.AsyncClient(base_url=handle.url, timeout=60) as c:
-        yield c
-    handle.server.should_exit = True
-    await task
+    try:
+        await wait_subscribed(settings.require_redis_url(), Keys(settings.redis_prefix).cancel_channel, 2, 60)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        log.close()
 
 
 async def _run_pair(client: httpx.AsyncClient, workflow_id: int) -> list[dict[str, Any]]:
@@ -113,12 +106,11 @@ async def test_prewarm_after_update_and_one_build_per_process(
     # After an update, processes that held the graph build the new version unasked.
     await client.put(f"/workflows/{wf['id']}", json={"config": {**config, "steps": 3}})
     holders = set(per_process)
-    for _ in range(100):
-        rebuilt = {pid for pid, steps in builds(log) if steps == 3}
-        if rebuilt == holders:
-            break
-        await asyncio.sleep(0.1)
-    assert rebuilt == holders, f"prewarmed on {rebuilt}, held by {holders}"
+
+    def rebuilt() -> set[int]:
+        return {pid for pid, steps in builds(log) if steps == 3}
+
+    await wait_until(lambda: rebuilt() == holders, 10, lambda: f"prewarmed on {rebuilt()}, held by {holders}")
     count = len(builds(log))
     sub = await submit(client, wf["id"])
     assert (await read_events(client, sub["execution_id"]))[-1]["data"]["output"] == {"n": 3}

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from graphrun.client import ClientError, GraphrunClient
-from tests.conftest import ServerHandle
+from tests.conftest import InLoopWorker, ServerHandle
 from tests.helpers import DroppingProxy, read_events
 
 
@@ -24,7 +24,7 @@ async def proxy(api: ServerHandle) -> AsyncIterator[DroppingProxy]:
 
 
 async def test_follow_survives_cut_connections_and_yields_every_event_once(
-    api: ServerHandle, worker: None, proxy: DroppingProxy
+    client: httpx.AsyncClient, worker: InLoopWorker, proxy: DroppingProxy
 ) -> None:
     seed = int(os.environ.get("GRAPHRUN_TEST_SEED") or random.randrange(2**32))
     print(f"cut connections: GRAPHRUN_TEST_SEED={seed}")
@@ -43,8 +43,7 @@ async def test_follow_survives_cut_connections_and_yields_every_event_once(
             if len(got) >= cut_after and proxy.drop_all():
                 cuts += 1
                 cut_after = len(got) + rng.randint(1, 20)
-    async with httpx.AsyncClient(base_url=api.url, timeout=30) as direct:
-        whole = await read_events(direct, sub["execution_id"])
+    whole = await read_events(client, sub["execution_id"])
 
     assert len(whole) == 2 + steps * (emit + 2)
     assert [(e.id, e.event, e.json()) for e in got] == [(e["id"], e["event"], e["data"]) for e in whole], seed
@@ -55,7 +54,7 @@ async def test_follow_survives_cut_connections_and_yields_every_event_once(
     assert got[-1].terminal and got[-1].json()["output"] == {"n": steps}
 
 
-async def test_submit_follow_cancel_and_errors(api: ServerHandle, worker: None) -> None:
+async def test_submit_follow_cancel_and_errors(api: ServerHandle, worker: InLoopWorker) -> None:
     async with GraphrunClient(api.url) as gr:
         assert "chain" in [g["name"] for g in await gr.graphs()]
         wf = await gr.create_workflow("slow", "chain", {"steps": 3, "delay_s": 5})

@@ -14,7 +14,6 @@ import pytest
 
 from graphrun.redis.embedded import free_port
 from graphrun.settings import Settings
-from tests.conftest import ServerHandle
 from tests.helpers import process_env
 
 
@@ -45,7 +44,7 @@ def _worker_that_stops(env: dict[str, str], cwd: Path) -> subprocess.CompletedPr
 
 @pytest.mark.parametrize("processes", [1, 2])
 async def test_worker_processes_report_their_metrics(
-    settings: Settings, api: ServerHandle, tmp_path: Path, processes: int
+    settings: Settings, client: httpx.AsyncClient, tmp_path: Path, processes: int
 ) -> None:
     port = free_port()
     env = process_env(settings, GRAPHRUN_WORKER_METRICS_PORT=str(port))
@@ -60,12 +59,11 @@ async def test_worker_processes_report_their_metrics(
         )
     try:
         await asyncio.to_thread(_scrape, port, proc, log)
-        async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
-            wf = (await client.post("/workflows", json={"name": "m", "graph": "chain", "config": {"steps": 2}})).json()
-            for _ in range(3):
-                sub = (await client.post(f"/workflows/{wf['id']}/executions", json={"input": {"n": 0}})).json()
-                async with client.stream("GET", f"/executions/{sub['execution_id']}/events") as r:
-                    assert "event: complete" in (await r.aread()).decode()
+        wf = (await client.post("/workflows", json={"name": "m", "graph": "chain", "config": {"steps": 2}})).json()
+        for _ in range(3):
+            sub = (await client.post(f"/workflows/{wf['id']}/executions", json={"input": {"n": 0}})).json()
+            async with client.stream("GET", f"/executions/{sub['execution_id']}/events") as r:
+                assert "event: complete" in (await r.aread()).decode()
         text = await asyncio.to_thread(_scrape, port, proc, log)
         # Counted by the worker processes (summed over both when there are two), not by the API.
         assert 'graphrun_executions_total{status="succeeded"} 3.0' in text, text

@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypedDict
 
+import httpx
 import pytest
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.graph import END, START, StateGraph
@@ -26,6 +27,8 @@ from graphrun.redis.batch import CommandBatcher
 from graphrun.redis.keys import Keys
 from graphrun.settings import Settings
 from graphrun.store import open_store
+from tests.conftest import InLoopWorker, ServerHandle
+from tests.helpers import chain_workflow, read_events, submit, wait_until
 
 
 class S(TypedDict):
@@ -113,35 +116,27 @@ async def test_store_and_checkpoints_open_on_the_configured_backend(
         assert await cp.aget_tuple({"configurable": {"thread_id": "nothing"}}) is None
 
 
-async def test_an_execution_end_to_end_on_each_backend(backend_settings: Settings, redis: Redis) -> None:
+async def test_an_execution_end_to_end_on_each_backend(
+    backend_settings: Settings,
+    redis: Redis,
+    api_factory: Callable[[Settings], Awaitable[ServerHandle]],
+    worker_factory: Callable[[Settings], Awaitable[InLoopWorker]],
+    client_factory: Callable[..., httpx.AsyncClient],
+) -> None:
     """API and worker on the backend's store and checkpointer, with the session's Redis."""
-    import httpx
-
-    from graphrun.worker.process import run_worker
-    from tests.conftest import start_api
-    from tests.helpers import chain_workflow, read_events, submit
-
     s = backend_settings
-    handle, api_task = await start_api(s)
-    stop = asyncio.Event()
-    worker = asyncio.create_task(run_worker(s, stop))
-    try:
-        async with httpx.AsyncClient(base_url=handle.url, timeout=30) as c:
-            wf = await chain_workflow(c, steps=3, emit=1)
-            events = await read_events(c, (await submit(c, wf["id"]))["execution_id"])
-            assert events[-1]["event"] == "complete" and events[-1]["data"]["output"] == {"n": 3}
-        if s.checkpoints == "redis":  # deleted once the execution ended, not left to their TTL
-            pattern = f"{s.redis_prefix}ckpt:*"
-            for _ in range(100):
-                if not [k async for k in redis.scan_iter(match=pattern)]:
-                    break
-                await asyncio.sleep(0.05)
-            assert [k async for k in redis.scan_iter(match=pattern)] == []
-    finally:
-        stop.set()
-        await worker
-        handle.server.should_exit = True
-        await api_task
+    c = client_factory(await api_factory(s))
+    await worker_factory(s)
+    wf = await chain_workflow(c, steps=3, emit=1)
+    events = await read_events(c, (await submit(c, wf["id"]))["execution_id"])
+    assert events[-1]["event"] == "complete" and events[-1]["data"]["output"] == {"n": 3}
+    if s.checkpoints == "redis":  # deleted once the execution ended, not left to their TTL
+        pattern = f"{s.redis_prefix}ckpt:*"
+
+        async def deleted() -> bool:
+            return not [k async for k in redis.scan_iter(match=pattern)]
+
+        await wait_until(deleted, 5, "the checkpoints to be deleted")
 
 
 async def test_history_newest_first_with_before_limit_and_filter(
