@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 from graphrun import metrics
@@ -23,12 +22,14 @@ from graphrun.errors import BackendUnavailableError, FactoryError
 from graphrun.events.log import EventWriter
 from graphrun.events.model import to_jsonable
 from graphrun.events.terminal import terminal_event
+from graphrun.redis.retry import RetryPolicy
 from graphrun.store.base import Execution, ExecutionStatus, Store
 from graphrun.worker.state import Outcome
 
 log = logging.getLogger("graphrun.worker")
 
 STORE_RETRY_S = 60.0
+_STORE_RETRY = RetryPolicy(max_s=2.0, deadline_s=STORE_RETRY_S, retry_on=(BackendUnavailableError,))
 
 
 async def finish(
@@ -80,14 +81,8 @@ async def finish_ended(store: Store, writer: EventWriter, execution: Execution, 
 async def _store(
     store: Store, execution: Execution, status: ExecutionStatus, output: Any, error: dict[str, Any] | None
 ) -> Execution | None:
-    delay = 0.1
-    deadline = time.monotonic() + STORE_RETRY_S
-    while True:
-        try:
-            return await store.finish_execution(execution.id, execution.attempt, status, output, error)
-        except BackendUnavailableError as exc:
-            if time.monotonic() > deadline:
-                raise
-            log.warning("execution %s: storing %s failed (%s); retrying", execution.id, status, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+    return await _STORE_RETRY.call(
+        lambda: store.finish_execution(execution.id, execution.attempt, status, output, error),
+        f"execution {execution.id}: storing {status}",
+        log,
+    )
