@@ -110,7 +110,8 @@ def test_serve_on_a_taken_port_is_one_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize("command", ["worker", "api"])
 def test_unreachable_redis_is_one_line_without_the_password(command: str, tmp_path: Path) -> None:
     url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
-    done = _cli(command, env={"GRAPHRUN_REDIS_URL": url, "GRAPHRUN_DATA_DIR": str(tmp_path)})
+    env = {"GRAPHRUN_REDIS_URL": url, "GRAPHRUN_DATA_DIR": str(tmp_path), "GRAPHRUN_STARTUP_WAIT_S": "1"}
+    done = _cli(command, env=env)
     assert done.returncode == 2
     line = _one_line(done.stderr)
     assert "cannot reach Redis at redis://127.0.0.1:" in line and "GRAPHRUN_REDIS_URL" in line

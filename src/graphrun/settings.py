@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     checkpoints: Literal["redis", "database"] = "redis"
     prewarm_workflows: int = Field(8, ge=0, le=1000)
     token_ttl_s: int = Field(3600, ge=10)
+    # How long `graphrun api` and `graphrun worker` wait at start-up for an external Redis that is not
+    # up yet (a fleet whose services start together) before they stop with one line.
+    startup_wait_s: float = Field(30.0, ge=0, le=3600)
     llm: str | None = None
     api_key: str | None = None  # what `graphrun run` sends; defaults to the first of api_keys
     log_level: str = "INFO"

@@ -161,7 +161,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         share_metrics(settings, args.command, settings.port)
         return serve(settings, lock)
     if settings.redis_url is not None:
-        check_redis(settings.redis_url)
+        check_redis(settings.redis_url, settings.startup_wait_s)
     if args.command == "api":
         from graphrun.cli.api import run_api
 
@@ -175,9 +175,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     return run_workers(settings)
 
 
-def check_redis(url: str, wait_s: float = 5.0) -> None:
+def check_redis(url: str, wait_s: float) -> None:
     """Fail at start-up, in one line, when Redis cannot be reached (once running, graphrun rides
-    out Redis outages); a few seconds of grace for a Redis started at the same moment."""
+    out Redis outages), after ``wait_s`` of grace for a Redis started at the same moment."""
     import time
 
     import redis
