@@ -15,7 +15,7 @@ import httpx
 
 from graphrun.redis.embedded import free_port
 from graphrun.settings import Settings
-from tests.helpers import chain_workflow, process_env, submit
+from tests.helpers import chain_workflow, process_env, scaled, submit
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -77,9 +77,12 @@ def test_api_under_gunicorn_with_separate_workers(settings: Settings, tmp_path: 
 
 def test_a_60_s_stream_outlives_a_5_s_gunicorn_timeout(settings: Settings, tmp_path: Path) -> None:
     """Gunicorn's `timeout` watches the worker's event loop, not the requests: an SSE client of a
-    60 s execution is served to the end and no Gunicorn worker is restarted."""
+    60 s execution is served to the end and no Gunicorn worker is restarted. (The 5 s is scaled: on
+    a busy machine a worker's start-up alone can stall its loop for longer, and Gunicorn would
+    rightly restart it.)"""
     port = free_port()
-    env = process_env(settings, GRAPHRUN_PORT=str(port), GRAPHRUN_API_WORKERS="2", GRAPHRUN_API_TIMEOUT_S="5")
+    timeout_s = str(scaled(5))
+    env = process_env(settings, GRAPHRUN_PORT=str(port), GRAPHRUN_API_WORKERS="2", GRAPHRUN_API_TIMEOUT_S=timeout_s)
     api_log, worker_log = tmp_path / "api.log", tmp_path / "worker.log"
     with open(api_log, "wb") as a, open(worker_log, "wb") as w:
         api = subprocess.Popen([sys.executable, "-m", "graphrun", "api"], env=env, stdout=a, stderr=a, cwd=tmp_path)

@@ -17,6 +17,7 @@ from graphrun.events.model import Entry, Event, EventKind
 from graphrun.redis.batch import CommandBatcher
 from graphrun.redis.connections import dedicated_client
 from graphrun.redis.keys import Keys
+from tests.helpers import wait_until
 
 
 @pytest.fixture
@@ -47,7 +48,7 @@ async def collect(log: EventLog, hub: StreamHub, ex: str, after: StreamId = ZERO
 
 async def test_live_follow_sees_everything_once(log: EventLog, hub: StreamHub) -> None:
     reader = asyncio.create_task(collect(log, hub, "live"))
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: hub.followed == 1, 5, "the reader to subscribe")
     writer = log.writer("live", live_ttl_s=60)
     writer.emit(EventKind.START, workflow_id=1, workflow_version=1, attempt=1)
     for i in range(300):
@@ -93,7 +94,8 @@ async def test_id_beyond_the_end_waits_for_new_events(log: EventLog, hub: Stream
     first = writer.emit(EventKind.START, workflow_id=1, workflow_version=1, attempt=1)
     await writer.flush()
     reader = asyncio.create_task(collect(log, hub, "beyond", StreamId(first.ms + 1, 0)))
-    await asyncio.sleep(0.1)
+    await wait_until(lambda: hub.followed == 1, 5, "the reader to subscribe")
+    await asyncio.sleep(0.1)  # its catch-up read (of nothing) is done, and it waits
     assert not reader.done()
     writer.emit(EventKind.CUSTOM, data={})
     writer.emit(EventKind.COMPLETE, output={})
@@ -129,7 +131,7 @@ async def test_expired_log_answers_with_the_stored_terminal(log: EventLog, hub: 
 
 async def test_one_reader_connection_for_many_followers(log: EventLog, hub: StreamHub, redis: Redis) -> None:
     readers = [asyncio.create_task(collect(log, hub, f"many{i % 50}")) for i in range(300)]
-    await asyncio.sleep(0.3)
+    await wait_until(lambda: hub.followed == 50, 10, lambda: f"50 streams followed, not {hub.followed}")
     clients = await redis.client_list()
     assert sum(1 for c in clients if c.get("name") == "graphrun-stream-hub") == 1
     for i in range(50):
