@@ -1,0 +1,156 @@
+"""LangGraph stream chunks → LangGraph server SSE events (name, JSON text). Pure: no I/O.
+
+The worker streams a LangGraph run with ``subgraphs`` as the run asked (``stream_subgraphs``) and
+:attr:`LangGraphTranslator.modes` (what the run asked for, plus ``tasks`` and ``values``, which
+graphrun itself needs). Each chunk
+``(namespace, mode, payload)`` goes through :meth:`LangGraphTranslator.feed`, which answers the
+events to write, as LangGraph's server names and encodes them, and the task the chunk began or ended
+(for the checkpoint gate, as the native translator does).
+
+What must stay true:
+- only the modes the run asked for become events, and a subgraph's only with ``stream_subgraphs``;
+  then its events are named ``<mode>|<ns>`` with the namespace's parts joined by ``|``
+  (``updates|child:<task id>``), the way the server names them;
+- mode ``messages-tuple`` is event ``messages`` with data ``[chunk, metadata]``; mode ``messages``
+  is ``messages/metadata`` once per message id, then ``messages/partial`` with the message
+  accumulated so far for a streamed chunk, or ``messages/complete`` for a whole message (these
+  three never carry a namespace, and with both modes asked for only the tuple form is sent: the
+  server does both);
+- interrupts appear in ``values`` and ``updates`` as ``__interrupt__: [{"value", "id", …}]``;
+- the root graph's last ``values`` chunk is the run's output (:attr:`LangGraphTranslator.final`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.messages import BaseMessage, BaseMessageChunk, message_chunk_to_message
+from langgraph.types import StreamMode
+
+from graphrun.langgraph.serde import dumps
+
+# What graphrun needs whatever the run asked for: tasks (the checkpoint gate), values (the output).
+_OWN_MODES: tuple[StreamMode, ...] = ("tasks", "values")
+
+# The LangGraph stream mode behind each mode a run may ask for.
+_SOURCE: dict[str, StreamMode] = {
+    "values": "values",
+    "updates": "updates",
+    "messages": "messages",
+    "messages-tuple": "messages",
+    "custom": "custom",
+    "debug": "debug",
+    "tasks": "tasks",
+    "checkpoints": "checkpoints",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LgTranslated:
+    """What one chunk means: the events to write (name, JSON text), and the task it began or ended."""
+
+    events: tuple[tuple[str, str], ...] = ()
+    started: str | None = None
+    ended: str | None = None
+
+
+_NOTHING = LgTranslated()
+
+
+class LangGraphTranslator:
+    """Translates the chunks of one LangGraph run, in order."""
+
+    def __init__(self, stream_mode: Sequence[str], *, subgraphs: bool = False) -> None:
+        unknown = [m for m in stream_mode if m not in _SOURCE]
+        if unknown:
+            raise ValueError(f"unsupported stream mode(s): {', '.join(unknown)}")
+        self.requested = frozenset(stream_mode)
+        self.subgraphs = subgraphs
+        self.modes: tuple[StreamMode, ...] = tuple(dict.fromkeys([*_OWN_MODES, *(_SOURCE[m] for m in stream_mode)]))
+        self._tuple = "messages-tuple" in self.requested
+        # Both asked for: the server sends the tuple form only.
+        self._accumulate = "messages" in self.requested and not self._tuple
+        self._partial: dict[str, BaseMessageChunk] = {}
+        self._described: set[str] = set()
+        self._final: str | None = None
+
+    @property
+    def final(self) -> Any:
+        """The root graph's last values (JSON types), None if it had none."""
+        return None if self._final is None else json.loads(self._final)
+
+    def feed(self, namespace: tuple[str, ...], mode: str, chunk: Any) -> LgTranslated:
+        started = ended = None
+        if mode == "tasks":
+            if "input" in chunk:  # a task begins; its end has "result" and "error" instead
+                started = chunk["id"]
+            else:
+                ended = chunk["id"]
+        if namespace and not self.subgraphs:
+            return LgTranslated(started=started, ended=ended) if started or ended else _NOTHING
+        suffix = "|" + "|".join(namespace) if namespace else ""
+        if mode == "messages":
+            events = self._messages(chunk, suffix)
+        elif mode == "values":
+            text = dumps(chunk)
+            if not namespace:
+                self._final = text
+            events = ((f"values{suffix}", text),) if "values" in self.requested else ()
+        elif mode == "debug" and mode in self.requested:
+            events = ((f"debug{suffix}", dumps(_debug(chunk))),)
+        elif mode in self.requested:
+            events = ((f"{mode}{suffix}", dumps(chunk)),)
+        else:
+            events = ()
+        if not events and started is None and ended is None:
+            return _NOTHING
+        return LgTranslated(events, started, ended)
+
+    def _messages(self, chunk: tuple[BaseMessage, dict[str, Any]], suffix: str) -> tuple[tuple[str, str], ...]:
+        message, metadata = chunk
+        out: list[tuple[str, str]] = []
+        if self._tuple:
+            out.append((f"messages{suffix}", dumps([message, metadata])))
+        if self._accumulate:
+            key = message.id or ""
+            if key not in self._described:
+                self._described.add(key)
+                out.append(("messages/metadata", dumps({key: {"metadata": metadata}})))
+            if isinstance(message, BaseMessageChunk):
+                so_far = self._partial.get(key)
+                so_far = message if so_far is None else so_far + message
+                self._partial[key] = so_far
+                out.append(("messages/partial", dumps([message_chunk_to_message(so_far)])))
+            else:
+                self._partial.pop(key, None)
+                out.append(("messages/complete", dumps([message])))
+        return tuple(out)
+
+
+def _debug(chunk: dict[str, Any]) -> dict[str, Any]:
+    """The server adds to a checkpoint's debug event the ids of it and of its parent."""
+    if chunk.get("type") != "checkpoint":
+        return chunk
+    payload = chunk["payload"]
+    return {
+        **chunk,
+        "payload": {
+            **payload,
+            "checkpoint": _checkpoint_ids(payload.get("config")),
+            "parent_checkpoint": _checkpoint_ids(payload.get("parent_config")),
+        },
+    }
+
+
+def _checkpoint_ids(config: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not config:
+        return None
+    configurable = config.get("configurable") or {}
+    return {
+        "checkpoint_id": configurable.get("checkpoint_id"),
+        "thread_id": configurable.get("thread_id"),
+        "checkpoint_ns": configurable.get("checkpoint_ns", ""),
+    }
