@@ -12,7 +12,7 @@ from graphrun.registry import BUILTINS, GraphRegistry
 def test_builtins_are_always_registered() -> None:
     registry = GraphRegistry.load(None)
     assert set(BUILTINS) <= set(registry.names)
-    with pytest.raises(UnknownGraphError, match="registered graphs: chain"):
+    with pytest.raises(UnknownGraphError, match="registered graphs: approval, chain, chat"):
         registry.get("nope")
 
 
@@ -86,8 +86,8 @@ async def test_factories_plain_async_and_compiled(registry: GraphRegistry) -> No
     [
         ("raises", "ValueError: bad credentials"),
         ("wrong", "returned int"),
-        ("missing_module", "cannot load factory"),
-        ("missing_attr", "cannot load factory"),
+        ("missing_module", "cannot load tests"),
+        ("missing_attr", "cannot load tests"),
     ],
 )
 async def test_factory_failures_are_factory_errors(registry: GraphRegistry, name: str, fragment: str) -> None:

@@ -1,23 +1,28 @@
 """The graph registry: which graphs this server can build, by name.
 
-Names map to ``module:callable`` factories, from the built-in examples and ``graphrun.toml``. Only the
-operator's configuration names modules; an API caller can only pick a registered name.
+Names map to code, from the built-in examples and the configuration file (``graphrun.toml`` or
+``langgraph.json``: graphrun.projects parses both). Only the operator's configuration names modules or
+files; an API caller can only pick a registered name.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
+import hashlib
+import importlib.util
 import inspect
 import logging
 import math
-import tomllib
-from collections.abc import Callable
-from dataclasses import dataclass
+import re
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
-from graphrun.errors import ConfigError, FactoryError, UnknownGraphError
+from graphrun.errors import FactoryError, UnknownGraphError
+from graphrun.projects import GraphSpec, Project, load_project
+
+__all__ = ["BUILTINS", "GraphRegistry", "GraphSpec", "config_timeout_s", "factory_config"]
 
 log = logging.getLogger("graphrun.registry")
 
@@ -25,6 +30,8 @@ BUILTINS: dict[str, str] = {
     "chain": "graphrun.examples.chain:build",
     "kb_search": "graphrun.examples.kb:build_search",
     "kb_agent": "graphrun.examples.kb:build_agent",
+    "chat": "graphrun.examples.chat:build",
+    "approval": "graphrun.examples.approval:build",
 }
 
 
@@ -50,46 +57,26 @@ def config_timeout_s(config: dict[str, Any]) -> float | None:
     return float(value)
 
 
-@dataclass(frozen=True, slots=True)
-class GraphSpec:
-    name: str
-    target: str
-    description: str | None = None
-
-
-def _check_target(name: str, target: object) -> str:
-    if not isinstance(target, str) or target.count(":") != 1 or not all(target.split(":")):
-        raise ConfigError(f'graph {name!r}: expected "module:callable", got {target!r}')
-    return target
-
-
 class GraphRegistry:
-    def __init__(self, specs: dict[str, GraphSpec]) -> None:
+    """The graphs this process may build: the built-ins plus the configuration's (which win on a
+    name clash). Loading a graph's code is lazy (:meth:`preload` does it ahead of time)."""
+
+    def __init__(self, specs: dict[str, GraphSpec], project: Project | None = None) -> None:
         self._specs = dict(sorted(specs.items()))
-        self._factories: dict[str, Callable[..., Any]] = {}
+        self.project = project or Project()
+        self._targets: dict[str, Any] = {}
+        # Loading runs in threads (preload) and on the event loop (API validation): one at a time,
+        # so a graph file that two graphs name is executed once.
+        self._lock = threading.RLock()
 
     @classmethod
     def load(cls, path: Path | None) -> GraphRegistry:
-        specs = {name: GraphSpec(name, target) for name, target in BUILTINS.items()}
-        if path is None:
-            return cls(specs)
-        try:
-            data = tomllib.loads(path.read_text())
-        except OSError as exc:
-            raise ConfigError(f"cannot read graph registry {path}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"graph registry {path} is not valid TOML: {exc}") from None
-        graphs = data.get("graphs", {})
-        if not isinstance(graphs, dict):
-            raise ConfigError(f"graph registry {path}: [graphs] must be a table")
-        for name, value in graphs.items():
-            if isinstance(value, dict):
-                target = _check_target(name, value.get("factory"))
-                description = value.get("description")
-                specs[name] = GraphSpec(name, target, str(description) if description else None)
-            else:
-                specs[name] = GraphSpec(name, _check_target(name, value))
-        return cls(specs)
+        """The registry of the configuration file at ``path`` (see graphrun.projects), whose
+        dependencies and environment are made active now, before any graph module is imported."""
+        project = load_project(path)
+        project.activate()
+        specs = {name: GraphSpec.from_target(name, target) for name, target in BUILTINS.items()}
+        return cls({**specs, **project.graphs}, project)
 
     @property
     def names(self) -> list[str]:
@@ -104,21 +91,26 @@ class GraphRegistry:
     def __contains__(self, name: object) -> bool:
         return name in self._specs
 
-    def factory(self, name: str) -> Callable[..., Any]:
+    def factory(self, name: str) -> Any:
+        """The object the configuration names: a factory, a ``StateGraph`` or a compiled graph."""
         spec = self.get(name)
-        if name not in self._factories:
-            module_name, attr = spec.target.split(":")
-            try:
-                fn = getattr(importlib.import_module(module_name), attr)
-            except Exception as exc:
-                raise FactoryError(f"graph {name!r}: cannot load factory {spec.target}: {exc!r}") from exc
-            if not callable(fn):
-                raise FactoryError(f"graph {name!r}: {spec.target} is not callable")
-            self._factories[name] = fn
-        return self._factories[name]
+        with self._lock:
+            if name not in self._targets:
+                try:
+                    module = _import(spec)
+                    target = getattr(module, spec.attr)
+                except Exception as exc:
+                    raise FactoryError(f"graph {name!r}: cannot load {spec.target}: {exc!r}") from exc
+                if not (callable(target) or _is_graph(target)):
+                    raise FactoryError(
+                        f"graph {name!r}: {spec.target} is {type(target).__name__}, "
+                        "not a factory, a StateGraph or a compiled graph"
+                    )
+                self._targets[name] = target
+            return self._targets[name]
 
     def preload(self) -> list[str]:
-        """Import every factory now (a worker does this at start-up, in a thread), so that no
+        """Import every graph's code now (a worker does this at start-up, in a thread), so that no
         first execution pays for imports on the event loop; returns the graphs that failed."""
         failed = []
         for name in self._specs:
@@ -135,7 +127,9 @@ class GraphRegistry:
             description = spec.description
             if description is None:
                 try:
-                    doc = inspect.getdoc(self.factory(spec.name))
+                    target = self.factory(spec.name)
+                    # A graph object's docstring is its class's, not a description of this graph.
+                    doc = None if _is_graph(target) else inspect.getdoc(target)
                     description = doc.strip().splitlines()[0] if doc else None
                 except FactoryError as exc:
                     description = f"(unavailable: {exc})"
@@ -143,18 +137,29 @@ class GraphRegistry:
         return out
 
     async def build(self, name: str, config: dict[str, Any]) -> Any:
-        """Call the factory (in a thread if it is synchronous: it may be slow) and compile."""
-        fn = self.factory(name)
+        """The compiled graph of ``name`` for a workflow's ``config``.
+
+        A compiled graph is returned as it is (it was built once, when its module was imported); a
+        ``StateGraph`` is compiled; a factory is called (in a thread if it is synchronous: it may be
+        slow) with no argument or with the config, whichever its signature asks for, and what it
+        returns is compiled if needed. A langgraph.json factory gets a LangGraph ``RunnableConfig``
+        (its keys under ``configurable``), a graphrun factory the plain config dict.
+        """
+        target = self.factory(name)
+        spec = self.get(name)
         config = factory_config(config)
-        try:
-            if inspect.iscoroutinefunction(fn):
-                built = await fn(config)
-            else:
-                built = await asyncio.to_thread(fn, config)
-                if inspect.isawaitable(built):
-                    built = await built
-        except Exception as exc:
-            raise FactoryError(f"graph {name!r}: factory raised {type(exc).__name__}: {exc}") from exc
+        built = target
+        if not _is_graph(target):
+            args = _factory_args(spec, target, config)
+            try:
+                if inspect.iscoroutinefunction(target):
+                    built = await target(*args)
+                else:
+                    built = await asyncio.to_thread(target, *args)
+                    if inspect.isawaitable(built):
+                        built = await built
+            except Exception as exc:
+                raise FactoryError(f"graph {name!r}: factory raised {type(exc).__name__}: {exc}") from exc
         if hasattr(built, "compile") and not hasattr(built, "astream"):
             try:
                 built = built.compile()
@@ -165,3 +170,54 @@ class GraphRegistry:
                 f"graph {name!r}: factory returned {type(built).__name__}, not a StateGraph or compiled graph"
             )
         return built
+
+
+def _is_graph(value: object) -> bool:
+    """A compiled graph or a builder (``StateGraph``): what needs no factory call."""
+    return hasattr(value, "astream") or (hasattr(value, "compile") and hasattr(value, "add_node"))
+
+
+def _factory_args(spec: GraphSpec, fn: Any, config: dict[str, Any]) -> tuple[Any, ...]:
+    """What to call a factory with: nothing, or the config (its one required parameter)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return (config,)
+    required = [p for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(required) > 1 or any("Runtime" in str(p.annotation) for p in required):
+        raise FactoryError(
+            f"graph {spec.name!r}: {spec.target} must take no argument or one (the config); "
+            "a LangGraph ServerRuntime argument is not supported"
+        )
+    if not required:
+        return ()
+    if spec.langgraph:
+        from langchain_core.runnables.config import ensure_config
+
+        return (ensure_config(config),)  # type: ignore[arg-type]
+    return (config,)
+
+
+def _import(spec: GraphSpec) -> Any:
+    """The module of a spec: by name, or executed from its file (once: two graphs of one file share
+    it), under a module name derived from the file so that its classes can be found again."""
+    if spec.module is not None:
+        return importlib.import_module(spec.module)
+    assert spec.path is not None
+    digest = hashlib.sha1(str(spec.path).encode()).hexdigest()[:8]
+    stem = re.sub(r"\W", "_", spec.path.stem)
+    name = f"graphrun_project__{stem}_{digest}"
+    existing = sys.modules.get(name)
+    if existing is not None and getattr(existing, "__file__", None) == str(spec.path):
+        return existing
+    module_spec = importlib.util.spec_from_file_location(name, spec.path)
+    if module_spec is None or module_spec.loader is None:
+        raise ImportError(f"cannot import {spec.path}")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module

@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from graphrun.errors import ConfigError
+from graphrun.projects import GRAPHRUN_TOML, LANGGRAPH_JSON, load_project
 
 
 class Settings(BaseSettings):
@@ -26,6 +27,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     config: Path | None = None
     api_keys: Annotated[tuple[str, ...], NoDecode] = ()
+    # Browser origins allowed to call the API (comma-separated; "*" any). Unset: any local origin
+    # (localhost, 127.0.0.1, [::1], any port) and http.cors of a langgraph.json; empty: none.
+    cors_origins: Annotated[tuple[str, ...] | None, NoDecode] = None
     event_ttl_s: int = Field(3600, ge=1)
     execution_timeout_s: float = Field(3600, gt=0)
     max_input_bytes: int = Field(1_048_576, ge=1)
@@ -63,7 +67,7 @@ class Settings(BaseSettings):
     api_key: str | None = None  # what `graphrun run` sends; defaults to the first of api_keys
     log_level: str = "INFO"
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
@@ -115,14 +119,35 @@ class Settings(BaseSettings):
 
     @property
     def registry_file(self) -> Path | None:
+        """The configuration file: GRAPHRUN_CONFIG, else ./langgraph.json or ./graphrun.toml."""
         if self.config is not None:
             return self.config
-        default = Path("graphrun.toml")
-        return default if default.is_file() else None
+        found = [path for path in (Path(LANGGRAPH_JSON), Path(GRAPHRUN_TOML)) if path.is_file()]
+        if len(found) > 1:
+            raise ConfigError(
+                f"both ./{LANGGRAPH_JSON} and ./{GRAPHRUN_TOML} exist: set GRAPHRUN_CONFIG to the one to use"
+            )
+        return found[0] if found else None
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Read settings from the environment (and ``.env``); a bad value raises ConfigError."""
+    """Read settings from the environment (and ``.env``); a bad value raises ConfigError.
+
+    A langgraph.json's ``env`` joins the environment here, before anything else reads it, so that
+    the project's GRAPHRUN_* values are settings too and every child process inherits them (the real
+    environment still wins: see Project.activate).
+    """
+    settings = _build(overrides)
+    path = settings.registry_file
+    if path is not None and path.suffix.lower() == ".json":
+        project = load_project(path)
+        project.activate()
+        if any(name.startswith("GRAPHRUN_") for name in project.env):
+            settings = _build(overrides)
+    return settings
+
+
+def _build(overrides: dict[str, object]) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
