@@ -30,6 +30,13 @@ typecheck: install
 test: lint typecheck
 	$(VENV)/bin/pytest
 
+# The LangGraph API suite (tests marked `reference`) against LangGraph's own dev server; on first use
+# it installs langgraph-cli[inmem] into bench/.peer-venv, as make bench does, and reuses it afterwards.
+.PHONY: test-reference
+test-reference: install
+	$(VENV)/bin/python -c 'from bench._systems import ensure_peer; v, note = ensure_peer(); print(note); raise SystemExit(v is None)'
+	GRAPHRUN_TEST_REFERENCE_VENV=$(CURDIR)/bench/.peer-venv $(VENV)/bin/pytest -m reference
+
 # The suite's schemathesis run (tests/api/test_openapi_fuzz.py) with ten times the examples.
 fuzz: install
 	GRAPHRUN_FUZZ_EXAMPLES=200 $(VENV)/bin/pytest -q tests/api/test_openapi_fuzz.py
