@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install lint typecheck test fuzz run bench bench-cache bench-cancel bench-e2e bench-store bench-stream clean
+.PHONY: install js-install lint typecheck test fuzz run bench bench-cache bench-cancel bench-e2e bench-store bench-stream clean
 
 $(UV):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "graphrun needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -20,6 +20,18 @@ $(VENV)/.installed: uv.lock pyproject.toml | $(UV)
 
 install: $(VENV)/.installed
 
+# The official JS LangGraph SDK for tests/langgraph/test_js_sdk.py, exactly as tests/js/package-lock.json
+# pins it. Without npm there is nothing to install, and that test skips saying so.
+NPM := $(shell command -v npm 2>/dev/null)
+JS_INSTALLED := tests/js/node_modules/.installed
+
+$(JS_INSTALLED): tests/js/package.json tests/js/package-lock.json
+	npm ci --prefix tests/js --no-audit --no-fund
+	@touch $@
+
+js-install: $(if $(NPM),$(JS_INSTALLED))
+	@$(if $(NPM),:,echo "npm not found: tests/langgraph/test_js_sdk.py will be skipped")
+
 lint: install
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
@@ -27,7 +39,7 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-test: lint typecheck
+test: lint typecheck js-install
 	$(VENV)/bin/pytest
 
 # The LangGraph API suite (tests marked `reference`) against LangGraph's own dev server; on first use
@@ -66,4 +78,4 @@ bench-stream: install
 	$(VENV)/bin/python bench/stream.py
 
 clean:
-	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache tests/js/node_modules
