@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from graphrun.errors import NotFoundError, StoreError
-from graphrun.store import ExecutionStatus, SQLStore, open_store
+from graphrun.errors import ConflictError, NotFoundError, StoreError
+from graphrun.store import ExecutionStatus, SQLStore, default_assistant_id, open_store
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -164,3 +165,187 @@ async def test_popular_workflows(store: SQLStore) -> None:
     assert [w.id for w in await store.popular_workflows(5, since)] == [b.id, a.id]
     assert [w.id for w in await store.popular_workflows(1, since)] == [b.id]
     assert await store.popular_workflows(5, datetime.now(UTC) + timedelta(hours=1)) == []
+
+
+# -- workflows as LangGraph assistants ----------------------------------------------------------
+
+
+async def test_assistant_ids_and_defaults(store: SQLStore) -> None:
+    native = await store.create_workflow("w", "chain", {})
+    assert str(uuid.UUID(native.assistant_id)) == native.assistant_id
+    assert (native.metadata, native.context, native.description) == ({}, {}, None)
+    assert (await store.get_workflow_by_assistant(native.assistant_id)).id == native.id
+    await store.ensure_default_assistants(["chain", "other"])
+    await store.ensure_default_assistants(["chain", "other"])  # idempotent
+    default = await store.get_workflow_by_assistant(default_assistant_id("chain"))
+    assert (default.name, default.graph, default.config, default.version) == ("chain", "chain", {}, 1)
+    assert await store.count_workflows(graph="chain") == 2
+    await store.delete_workflow(default.id)
+    with pytest.raises(NotFoundError):
+        await store.get_workflow_by_assistant(default.assistant_id)
+    await store.ensure_default_assistants(["chain"])  # a deleted default comes back
+    assert (await store.get_workflow_by_assistant(default.assistant_id)).id == default.id
+    with pytest.raises(NotFoundError):
+        await store.get_workflow_by_assistant(str(uuid.uuid4()))
+
+
+async def test_create_assistant_with_id_conflicts(store: SQLStore) -> None:
+    aid = str(uuid.uuid4())
+    made = await store.create_workflow("a", "chain", {}, assistant_id=aid, metadata={"k": 1}, context={"c": 2})
+    assert (made.assistant_id, made.metadata, made.context) == (aid, {"k": 1}, {"c": 2})
+    with pytest.raises(ConflictError):
+        await store.create_workflow("b", "chain", {}, assistant_id=aid)
+    same = await store.create_workflow("b", "chain", {}, assistant_id=aid, if_exists="do_nothing")
+    assert same == made
+    assert await store.count_workflows() == 1  # the rejected one stored nothing
+
+
+async def test_search_and_count_workflows(store: SQLStore) -> None:
+    a = await store.create_workflow("a", "chain", {}, metadata={"team": "x", "n": 1})
+    b = await store.create_workflow("b", "chain", {}, metadata={"team": "x", "n": "1"})
+    c = await store.create_workflow("c", "kb", {}, metadata={"team": "y", "flag": True})
+    assert [w.id for w in await store.search_workflows()] == [c.id, b.id, a.id]
+    assert [w.id for w in await store.search_workflows(sort_order="asc", limit=2)] == [a.id, b.id]
+    assert [w.id for w in await store.search_workflows(sort_order="asc", limit=2, offset=2)] == [c.id]
+    assert [w.id for w in await store.search_workflows(metadata={"team": "x"}, sort_by="name")] == [b.id, a.id]
+    assert [w.id for w in await store.search_workflows(metadata={"n": 1})] == [a.id]  # types matter
+    assert [w.id for w in await store.search_workflows(metadata={"flag": True})] == [c.id]
+    assert [w.id for w in await store.search_workflows(graph="kb")] == [c.id]
+    assert [w.id for w in await store.search_workflows(name="b")] == [b.id]
+    assert await store.count_workflows(metadata={"team": "x"}) == 2
+    assert await store.count_workflows(graph="nope") == 0
+    await store.delete_workflow(a.id)
+    assert await store.count_workflows(metadata={"team": "x"}) == 1
+
+
+async def test_versions_and_set_latest(store: SQLStore) -> None:
+    wf = await store.create_workflow("a", "chain", {"steps": 1}, metadata={"m": 1})
+    v2 = await store.update_workflow(wf.id, config={"steps": 2}, metadata={"extra": True}, context={"c": 1})
+    assert (v2.version, v2.metadata, v2.context) == (2, {"m": 1, "extra": True}, {"c": 1})  # merged
+    v3 = await store.update_workflow(wf.id, name="renamed", description="d")
+    assert (v3.version, v3.name, v3.description, v3.config) == (3, "renamed", "d", {"steps": 2})
+    versions = await store.list_versions(wf.id)
+    assert [v.version for v in versions] == [3, 2, 1]
+    assert (versions[0].name, versions[2].name, versions[2].metadata) == ("renamed", "a", {"m": 1})
+    assert versions[0].created_at is not None
+    assert [v.version for v in await store.list_versions(wf.id, metadata={"extra": True})] == [3, 2]
+    assert [v.version for v in await store.list_versions(wf.id, limit=1, offset=1)] == [2]
+    back = await store.set_latest_version(wf.id, 1)
+    assert (back.version, back.config, back.name, back.metadata, back.context) == (1, {"steps": 1}, "a", {"m": 1}, {})
+    ex = await store.create_execution(wf.id, {}, None)
+    assert ex.workflow_version == 1  # new executions pin the version made latest
+    after = await store.update_workflow(wf.id, config={"steps": 4})
+    assert (after.version, after.name) == (4, "a")  # past the highest, from the latest's fields
+    with pytest.raises(NotFoundError):
+        await store.set_latest_version(wf.id, 99)
+    with pytest.raises(NotFoundError):
+        await store.list_versions(999_999)
+
+
+# -- threads ------------------------------------------------------------------------------------
+
+
+async def test_thread_crud(store: SQLStore) -> None:
+    t = await store.create_thread(metadata={"user": "u"})
+    assert (t.status, t.metadata, t.values, t.interrupts, t.error) == ("idle", {"user": "u"}, None, {}, None)
+    assert str(uuid.UUID(t.thread_id)) == t.thread_id
+    assert await store.get_thread(t.thread_id) == t
+    tid = str(uuid.uuid4())
+    await store.create_thread(tid)
+    with pytest.raises(ConflictError):
+        await store.create_thread(tid, metadata={"x": 1})
+    assert (await store.create_thread(tid, metadata={"x": 1}, if_exists="do_nothing")).metadata == {}
+    updated = await store.update_thread(t.thread_id, {"graph_id": "chain"})
+    assert updated.metadata == {"user": "u", "graph_id": "chain"} and updated.updated_at >= t.updated_at
+    await store.stamp_thread_metadata(t.thread_id, {"assistant_id": "a"})
+    await store.stamp_thread_metadata("missing", {"assistant_id": "a"})  # nothing to stamp
+    assert (await store.get_thread(t.thread_id)).metadata["assistant_id"] == "a"
+    await store.set_thread_state(
+        t.thread_id, status="interrupted", values={"n": 1}, interrupts={"task": [{"id": "i", "value": 1}]}, error=None
+    )
+    got = await store.get_thread(t.thread_id)
+    assert (got.status, got.values, got.interrupts) == ("interrupted", {"n": 1}, {"task": [{"id": "i", "value": 1}]})
+    copy = await store.copy_thread(t.thread_id)
+    assert copy.thread_id != t.thread_id
+    assert (copy.metadata, copy.values, copy.status) == (got.metadata, got.values, got.status)
+    await store.delete_thread(t.thread_id)
+    for call in (store.get_thread, store.delete_thread, store.copy_thread):
+        with pytest.raises(NotFoundError):
+            await call(t.thread_id)
+    with pytest.raises(NotFoundError):
+        await store.update_thread(t.thread_id, {})
+
+
+async def test_thread_search_count_and_busy(store: SQLStore) -> None:
+    wf = await store.create_workflow("w", "chain", {})
+    a = await store.create_thread(metadata={"graph_id": "chain", "n": 1})
+    b = await store.create_thread(metadata={"graph_id": "chain"})
+    c = await store.create_thread(metadata={"graph_id": "kb"})
+    await store.set_thread_state(c.thread_id, status="error", values={"x": [1, 2]}, interrupts={}, error="boom")
+    assert [t.thread_id for t in await store.search_threads()] == [c.thread_id, b.thread_id, a.thread_id]
+    chain = await store.search_threads(metadata={"graph_id": "chain"}, sort_order="asc")
+    assert [t.thread_id for t in chain] == [a.thread_id, b.thread_id]
+    assert [t.thread_id for t in await store.search_threads(values={"x": [1, 2]})] == [c.thread_id]
+    assert [t.thread_id for t in await store.search_threads(ids=[a.thread_id, "nope"])] == [a.thread_id]
+    assert [t.thread_id for t in await store.search_threads(limit=1, offset=1)] == [b.thread_id]
+    assert await store.count_threads(metadata={"graph_id": "chain"}) == 2
+    assert await store.count_threads(status="error") == 1
+    # busy while one of its executions is queued or running; computed, never stored
+    ex = await store.create_execution(wf.id, {}, None, thread_id=a.thread_id)
+    assert (await store.get_thread(a.thread_id)).status == "busy"
+    assert [t.thread_id for t in await store.search_threads(status="busy")] == [a.thread_id]
+    assert await store.count_threads(status="idle") == 1
+    await store.cancel_queued(ex.id)
+    assert (await store.get_thread(a.thread_id)).status == "idle"
+    await store.delete_thread(a.thread_id)
+    with pytest.raises(NotFoundError):
+        await store.get_execution(ex.id)  # a thread's executions go with it
+
+
+async def test_execution_thread_fields(store: SQLStore) -> None:
+    wf = await store.create_workflow("w", "chain", {})
+    t = await store.create_thread()
+    rid = str(uuid.uuid4())
+    opts = {"protocol": "langgraph", "stream_mode": ["values"]}
+    ex = await store.create_execution(
+        wf.id, {}, None, execution_id=rid, thread_id=t.thread_id, metadata={"m": 1}, options=opts
+    )
+    assert (ex.id, ex.thread_id, ex.metadata, ex.options) == (rid, t.thread_id, {"m": 1}, opts)
+    assert await store.get_execution(rid) == ex
+    plain = await store.create_execution(wf.id, {}, None)
+    assert (plain.thread_id, plain.metadata, plain.options) == (None, {}, {})
+    page = await store.list_executions(10, None, thread_id=t.thread_id)
+    assert [e.id for e in page.items] == [rid]
+
+
+async def test_claims_follow_thread_order(store: SQLStore) -> None:
+    wf = await store.create_workflow("w", "chain", {})
+    t = await store.create_thread()
+    first = await store.create_execution(wf.id, {}, None, thread_id=t.thread_id)
+    second = await store.create_execution(wf.id, {}, None, thread_id=t.thread_id)
+    other = await store.create_execution(wf.id, {}, None, thread_id=(await store.create_thread()).thread_id)
+    assert await store.next_queued_on_thread(t.thread_id) == first.id
+    assert await store.claim_execution(second.id) is None  # the later cannot go first
+    assert await store.blocked_on_thread(second.id)
+    assert not await store.blocked_on_thread(first.id)
+    assert await store.claim_execution(other.id) is not None  # other threads are independent
+    running = await store.claim_execution(first.id)
+    assert running is not None
+    assert await store.claim_execution(second.id) is None  # not while one runs
+    assert await store.blocked_on_thread(second.id)
+    assert await store.next_queued_on_thread(t.thread_id) == second.id
+    await store.finish_execution(first.id, running.attempt, ExecutionStatus.SUCCEEDED)
+    assert not await store.blocked_on_thread(second.id)
+    assert await store.claim_execution(second.id) is not None
+    assert not await store.blocked_on_thread(second.id)  # running, not waiting
+    assert await store.next_queued_on_thread(t.thread_id) is None
+
+
+async def test_concurrent_claims_on_one_thread_one_wins(store: SQLStore) -> None:
+    wf = await store.create_workflow("w", "chain", {})
+    t = await store.create_thread()
+    made = [await store.create_execution(wf.id, {}, None, thread_id=t.thread_id) for _ in range(8)]
+    ids = [e.id for e in made] * 2  # each claimed twice, all at once
+    results = await asyncio.gather(*(store.claim_execution(i) for i in reversed(ids)))
+    won = [r for r in results if r is not None]
+    assert [r.id for r in won] == [made[0].id]

@@ -39,12 +39,21 @@ workflows = sa.Table(
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("graph", sa.String(200), nullable=False),
     sa.Column("config", JSONType, nullable=False),
+    # The current version (what a new execution pins); ``version_seq`` is the highest ever written,
+    # so an update after "set latest" to an older version still gets a new number.
     sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("version_seq", sa.Integer, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     # Soft delete: versions stay readable so executions pinned to them still run and list.
     sa.Column("deleted_at", UTCDateTime, nullable=True),
+    # The LangGraph face of a workflow (an assistant).
+    sa.Column("assistant_id", sa.String(36), nullable=False),
+    sa.Column("metadata", JSONType, nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("context", JSONType, nullable=False),
     sa.Index("ix_workflows_name", "name"),
+    sa.Index("uq_workflows_assistant_id", "assistant_id", unique=True),
 )
 
 workflow_versions = sa.Table(
@@ -55,6 +64,9 @@ workflow_versions = sa.Table(
     sa.Column("graph", sa.String(200), nullable=False),
     sa.Column("config", JSONType, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("metadata", JSONType, nullable=False),
+    sa.Column("context", JSONType, nullable=False),
 )
 
 # Which stored workflows a workflow's graph embeds (recorded when it is built). Updating or deleting
@@ -83,6 +95,10 @@ executions = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("started_at", UTCDateTime, nullable=True),
     sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("thread_id", sa.String(36), nullable=True),
+    sa.Column("metadata", JSONType, nullable=False),
+    # A LangGraph run's options (graphrun.langgraph.runs writes them, the worker reads them).
+    sa.Column("options", JSONType, nullable=False),
     sa.ForeignKeyConstraint(
         ["workflow_id", "workflow_version"],
         ["workflow_versions.workflow_id", "workflow_versions.version"],
@@ -90,4 +106,24 @@ executions = sa.Table(
     sa.Index("ix_executions_created", "created_at", "id"),
     sa.Index("ix_executions_workflow", "workflow_id", "created_at"),
     sa.Index("ix_executions_status", "status", "created_at"),
+    sa.Index("ix_executions_thread", "thread_id", "created_at"),
+)
+
+# A LangGraph thread. Its state lives in the thread saver's checkpoints; ``values``, ``interrupts``
+# and ``error`` are the copy of its last state that search and get answer from. The stored status is
+# idle, interrupted or error: "busy" is computed from its executions when read.
+threads = sa.Table(
+    "threads",
+    metadata,
+    sa.Column("thread_id", sa.String(36), primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("state_updated_at", UTCDateTime, nullable=False),
+    sa.Column("metadata", JSONType, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("config", JSONType, nullable=False),
+    sa.Column("values", JSONType, nullable=True),
+    sa.Column("interrupts", JSONType, nullable=False),
+    sa.Column("error", JSONType, nullable=True),
+    sa.Index("ix_threads_created", "created_at"),
 )

@@ -13,7 +13,16 @@ from sqlalchemy.exc import OperationalError
 
 from graphrun.errors import BackendUnavailableError
 from graphrun.store import queries as q
-from graphrun.store.base import Execution, ExecutionStatus, Page, Workflow, WorkflowVersion
+from graphrun.store.base import (
+    Execution,
+    ExecutionStatus,
+    IfExists,
+    Page,
+    SortOrder,
+    Thread,
+    Workflow,
+    WorkflowVersion,
+)
 from graphrun.store.runner import AsyncRunner, Runner, SQLiteRunner, is_sqlite, make_async_engine
 
 P = ParamSpec("P")
@@ -40,8 +49,29 @@ class SQLStore:
 
     # -- workflows ------------------------------------------------------------------------------
 
-    async def create_workflow(self, name: str, graph: str, config: dict[str, Any]) -> Workflow:
-        return await self._write(q.create_workflow, name, graph, config)
+    async def create_workflow(
+        self,
+        name: str,
+        graph: str,
+        config: dict[str, Any],
+        *,
+        assistant_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        description: str | None = None,
+        context: dict[str, Any] | None = None,
+        if_exists: IfExists = "raise",
+    ) -> Workflow:
+        return await self._write(
+            q.create_workflow,
+            name,
+            graph,
+            config,
+            assistant_id=assistant_id,
+            metadata=metadata,
+            description=description,
+            context=context,
+            if_exists=if_exists,
+        )
 
     async def get_workflow(self, workflow_id: int) -> Workflow:
         return await self._read(q.get_workflow, workflow_id)
@@ -60,8 +90,12 @@ class SQLStore:
         name: str | None = None,
         graph: str | None = None,
         config: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        description: str | None = None,
+        context: dict[str, Any] | None = None,
     ) -> Workflow:
-        return await self._write(q.update_workflow, workflow_id, name, graph, config)
+        """A new version; ``metadata`` is merged into the current metadata."""
+        return await self._write(q.update_workflow, workflow_id, name, graph, config, metadata, description, context)
 
     async def record_dependencies(self, workflow_id: int, children: dict[int, int]) -> bool:
         """Record that ``workflow_id``'s graph embeds these children at these versions.
@@ -85,10 +119,72 @@ class SQLStore:
     async def get_version(self, workflow_id: int, version: int) -> WorkflowVersion:
         return await self._read(q.get_version, workflow_id, version)
 
+    # -- workflows as assistants ----------------------------------------------------------------
+
+    async def get_workflow_by_assistant(self, assistant_id: str) -> Workflow:
+        return await self._read(q.get_workflow_by_assistant, assistant_id)
+
+    async def ensure_default_assistants(self, graphs: list[str]) -> None:
+        await self._write(q.ensure_default_assistants, graphs)
+
+    async def search_workflows(
+        self,
+        *,
+        graph: str | None = None,
+        name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        sort_by: str = "created_at",
+        sort_order: SortOrder = "desc",
+    ) -> list[Workflow]:
+        return await self._read(
+            q.search_workflows,
+            graph=graph,
+            name=name,
+            metadata=metadata,
+            limit=limit,
+            offset=offset,
+            sort_by=sort_by,
+            sort_order=sort_order,
+        )
+
+    async def count_workflows(
+        self, *, graph: str | None = None, name: str | None = None, metadata: dict[str, Any] | None = None
+    ) -> int:
+        return await self._read(q.count_workflows, graph=graph, name=name, metadata=metadata)
+
+    async def list_versions(
+        self, workflow_id: int, *, metadata: dict[str, Any] | None = None, limit: int = 10, offset: int = 0
+    ) -> list[WorkflowVersion]:
+        return await self._read(q.list_versions, workflow_id, metadata=metadata, limit=limit, offset=offset)
+
+    async def set_latest_version(self, workflow_id: int, version: int) -> Workflow:
+        return await self._write(q.set_latest_version, workflow_id, version)
+
     # -- executions -----------------------------------------------------------------------------
 
-    async def create_execution(self, workflow_id: int, input: dict[str, Any], timeout_s: float | None) -> Execution:
-        return await self._write(q.create_execution, workflow_id, input, timeout_s)
+    async def create_execution(
+        self,
+        workflow_id: int,
+        input: dict[str, Any],
+        timeout_s: float | None,
+        *,
+        execution_id: str | None = None,
+        thread_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> Execution:
+        return await self._write(
+            q.create_execution,
+            workflow_id,
+            input,
+            timeout_s,
+            execution_id=execution_id,
+            thread_id=thread_id,
+            metadata=metadata,
+            options=options,
+        )
 
     async def delete_execution(self, execution_id: str) -> None:
         await self._write(q.delete_execution, execution_id)
@@ -102,11 +198,19 @@ class SQLStore:
         cursor: str | None,
         workflow_id: int | None = None,
         status: ExecutionStatus | None = None,
+        thread_id: str | None = None,
     ) -> Page[Execution]:
-        return await self._read(q.list_executions, limit, cursor, workflow_id, status)
+        return await self._read(q.list_executions, limit, cursor, workflow_id, status, thread_id)
 
     async def claim_execution(self, execution_id: str) -> Execution | None:
+        """queued → running, in its thread's order (see ``graphrun.store.base.Store``)."""
         return await self._write(q.claim_execution, execution_id)
+
+    async def blocked_on_thread(self, execution_id: str) -> bool:
+        return await self._read(q.blocked_on_thread, execution_id)
+
+    async def next_queued_on_thread(self, thread_id: str) -> str | None:
+        return await self._read(q.next_queued_on_thread, thread_id)
 
     async def finish_execution(
         self,
@@ -132,6 +236,64 @@ class SQLStore:
 
     async def cancel_queued(self, execution_id: str) -> Execution | None:
         return await self._write(q.cancel_queued, execution_id)
+
+    # -- threads --------------------------------------------------------------------------------
+
+    async def create_thread(
+        self, thread_id: str | None = None, metadata: dict[str, Any] | None = None, if_exists: IfExists = "raise"
+    ) -> Thread:
+        return await self._write(q.create_thread, thread_id, metadata, if_exists)
+
+    async def get_thread(self, thread_id: str) -> Thread:
+        return await self._read(q.get_thread, thread_id)
+
+    async def update_thread(self, thread_id: str, metadata: dict[str, Any]) -> Thread:
+        return await self._write(q.update_thread, thread_id, metadata)
+
+    async def delete_thread(self, thread_id: str) -> None:
+        await self._write(q.delete_thread, thread_id)
+
+    async def search_threads(
+        self,
+        *,
+        ids: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        values: dict[str, Any] | None = None,
+        status: str | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        sort_by: str = "created_at",
+        sort_order: SortOrder = "desc",
+    ) -> list[Thread]:
+        return await self._read(
+            q.search_threads,
+            ids=ids,
+            metadata=metadata,
+            values=values,
+            status=status,
+            limit=limit,
+            offset=offset,
+            sort_by=sort_by,
+            sort_order=sort_order,
+        )
+
+    async def count_threads(
+        self, *, metadata: dict[str, Any] | None = None, values: dict[str, Any] | None = None, status: str | None = None
+    ) -> int:
+        return await self._read(q.count_threads, metadata=metadata, values=values, status=status)
+
+    async def copy_thread(self, thread_id: str) -> Thread:
+        return await self._write(q.copy_thread, thread_id)
+
+    async def set_thread_state(
+        self, thread_id: str, *, status: str, values: Any, interrupts: dict[str, list[dict[str, Any]]], error: Any
+    ) -> None:
+        await self._write(
+            q.set_thread_state, thread_id, status=status, values=values, interrupts=interrupts, error=error
+        )
+
+    async def stamp_thread_metadata(self, thread_id: str, metadata: dict[str, Any]) -> None:
+        await self._write(q.stamp_thread_metadata, thread_id, metadata)
 
 
 async def open_store(url: str, *, migrate: bool = True, **engine_kw: Any) -> SQLStore:

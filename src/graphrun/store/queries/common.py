@@ -1,16 +1,18 @@
-"""What the workflow and execution queries share: row mapping, page cursors, the clock."""
+"""What the queries share: row mapping, page cursors, JSON filters, the clock."""
 
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
 from graphrun.errors import StoreError
-from graphrun.store.base import Execution, ExecutionStatus, Workflow
+from graphrun.store.base import Execution, ExecutionStatus, Thread, Workflow
 
 
 def utcnow() -> datetime:
@@ -47,6 +49,10 @@ def workflow_row(row: sa.Row[Any]) -> Workflow:
         version=m["version"],
         created_at=m["created_at"],
         updated_at=m["updated_at"],
+        assistant_id=m["assistant_id"],
+        metadata=m["metadata"],
+        description=m["description"],
+        context=m["context"],
     )
 
 
@@ -65,7 +71,51 @@ def execution_row(row: sa.Row[Any]) -> Execution:
         created_at=m["created_at"],
         started_at=m["started_at"],
         finished_at=m["finished_at"],
+        thread_id=m["thread_id"],
+        metadata=m["metadata"],
+        options=m["options"],
     )
+
+
+def thread_row(row: sa.Row[Any]) -> Thread:
+    """A row of ``threads`` with its computed ``status`` (see ``queries.threads``)."""
+    m = row._mapping
+    return Thread(
+        thread_id=m["thread_id"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        metadata=m["metadata"],
+        status=m["status"],
+        config=m["config"],
+        values=m["values"],
+        interrupts=m["interrupts"],
+        error=m["error"],
+        state_updated_at=m["state_updated_at"],
+    )
+
+
+def json_contains(conn: sa.Connection, column: Any, wanted: dict[str, Any]) -> list[sa.ColumnElement[bool]]:
+    """Conditions that every key of ``wanted`` is in the JSON object ``column`` with an equal value.
+
+    PostgreSQL: JSONB containment (nested objects match by containment). SQLite: per key, the same
+    JSON type and value (nested objects match only when equal).
+    """
+    if not wanted:
+        return []
+    if conn.dialect.name == "postgresql":
+        return [column.op("@>")(sa.bindparam(None, wanted, type_=JSONB))]
+    conds: list[sa.ColumnElement[bool]] = []
+    for key, value in wanted.items():
+        path = '$."' + key + '"'
+        text = json.dumps(value, separators=(",", ":"))
+        conds.append(sa.func.json_type(column, path) == sa.func.json_type(text, "$"))
+        if value is not None:
+            conds.append(sa.func.json_extract(column, path) == sa.func.json_extract(text, "$"))
+    return conds
+
+
+def ordering(column: Any, sort_order: str) -> Any:
+    return column.asc() if sort_order == "asc" else column.desc()
 
 
 # On SQLite a transaction that reads before it writes fails with "database is locked" (busy

@@ -22,7 +22,19 @@ from graphrun.store.schema import JSONType, UTCDateTime, executions, workflows
 _CREATE_EXECUTION = (
     executions.insert()
     .from_select(
-        ["id", "workflow_id", "workflow_version", "status", "input", "attempt", "timeout_s", "created_at"],
+        [
+            "id",
+            "workflow_id",
+            "workflow_version",
+            "status",
+            "input",
+            "attempt",
+            "timeout_s",
+            "created_at",
+            "thread_id",
+            "metadata",
+            "options",
+        ],
         sa.select(
             sa.bindparam("new_id", type_=sa.String),
             workflows.c.id,
@@ -32,6 +44,9 @@ _CREATE_EXECUTION = (
             sa.literal(0),
             sa.bindparam("timeout_s", type_=sa.Float),
             sa.bindparam("now", type_=UTCDateTime),
+            sa.bindparam("thread", type_=sa.String),
+            sa.bindparam("meta", type_=JSONType),
+            sa.bindparam("opts", type_=JSONType),
         ).where(workflows.c.id == sa.bindparam("workflow_id"), workflows.c.deleted_at.is_(None)),
     )
     .returning(*executions.c)
@@ -41,14 +56,25 @@ _DELETE_EXECUTION = executions.delete().where(executions.c.id == sa.bindparam("e
 
 
 def create_execution(
-    conn: sa.Connection, workflow_id: int, input: dict[str, Any], timeout_s: float | None
+    conn: sa.Connection,
+    workflow_id: int,
+    input: dict[str, Any],
+    timeout_s: float | None,
+    *,
+    execution_id: str | None = None,
+    thread_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> Execution:
     params = {
-        "new_id": new_execution_id(),
+        "new_id": execution_id or new_execution_id(),
         "workflow_id": workflow_id,
         "input": input,
         "timeout_s": timeout_s,
         "now": utcnow(),
+        "thread": thread_id,
+        "meta": metadata or {},
+        "opts": options or {},
     }
     row = conn.execute(_CREATE_EXECUTION, params).one_or_none()
     if row is None:
@@ -73,8 +99,11 @@ def list_executions(
     cursor: str | None,
     workflow_id: int | None,
     status: ExecutionStatus | None,
+    thread_id: str | None = None,
 ) -> Page[Execution]:
     query = sa.select(executions)
+    if thread_id is not None:
+        query = query.where(executions.c.thread_id == thread_id)
     if workflow_id is not None:
         query = query.where(executions.c.workflow_id == workflow_id)
     if status is not None:
@@ -112,8 +141,32 @@ _RUNNING_ATTEMPT = (
     executions.c.attempt == sa.bindparam("expected_attempt"),
 )
 _NOW = sa.bindparam("now", type_=UTCDateTime)
+
+# Thread order: an execution of a thread may start only when none of that thread runs and none
+# created before it is still queued. Evaluated inside the claim's UPDATE, so two claims on one thread
+# cannot both pass: on PostgreSQL the later one sees the earlier still queued (or running), on SQLite
+# writes are serialised. (created_at, id) orders the executions of a thread totally.
+_other = executions.alias("other")
+_THREAD_TURN = sa.or_(
+    executions.c.thread_id.is_(None),
+    ~sa.exists().where(
+        _other.c.thread_id == executions.c.thread_id,
+        _other.c.id != executions.c.id,
+        sa.or_(
+            _other.c.status == ExecutionStatus.RUNNING.value,
+            sa.and_(
+                _other.c.status == ExecutionStatus.QUEUED.value,
+                sa.or_(
+                    _other.c.created_at < executions.c.created_at,
+                    sa.and_(_other.c.created_at == executions.c.created_at, _other.c.id < executions.c.id),
+                ),
+            ),
+        ),
+    ),
+)
 _CLAIM = _transition(
     executions.c.status == ExecutionStatus.QUEUED.value,
+    _THREAD_TURN,
     status=ExecutionStatus.RUNNING.value,
     started_at=_NOW,
     attempt=executions.c.attempt + 1,
@@ -176,3 +229,25 @@ def executions_in(
 
 def cancel_queued(conn: sa.Connection, execution_id: str) -> Execution | None:
     return _run_transition(conn, _CANCEL_QUEUED, {"execution_id": execution_id, "now": utcnow()})
+
+
+_BLOCKED = sa.select(executions.c.id).where(
+    executions.c.id == sa.bindparam("execution_id"),
+    executions.c.status == ExecutionStatus.QUEUED.value,
+    ~_THREAD_TURN,
+)
+_NEXT_ON_THREAD = (
+    sa.select(executions.c.id)
+    .where(executions.c.thread_id == sa.bindparam("thread_id"), executions.c.status == ExecutionStatus.QUEUED.value)
+    .order_by(executions.c.created_at, executions.c.id)
+    .limit(1)
+)
+
+
+def blocked_on_thread(conn: sa.Connection, execution_id: str) -> bool:
+    return conn.execute(_BLOCKED, {"execution_id": execution_id}).first() is not None
+
+
+def next_queued_on_thread(conn: sa.Connection, thread_id: str) -> str | None:
+    found: str | None = conn.execute(_NEXT_ON_THREAD, {"thread_id": thread_id}).scalar_one_or_none()
+    return found

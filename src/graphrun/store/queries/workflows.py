@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -9,25 +10,75 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from graphrun.errors import NotFoundError, StoreError
-from graphrun.store.base import Page, Workflow, WorkflowVersion
+from graphrun.errors import ConflictError, NotFoundError, StoreError
+from graphrun.store.base import IfExists, Page, Workflow, WorkflowVersion
 from graphrun.store.queries.common import decode_cursor, encode_cursor, utcnow, workflow_row
 from graphrun.store.schema import executions, workflow_deps, workflow_versions, workflows
 
 # Every writing operation writes first: see graphrun.store.queries.common.
 
 
-def create_workflow(conn: sa.Connection, name: str, graph: str, config: dict[str, Any]) -> Workflow:
+def insert_for(conn: sa.Connection) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT DO NOTHING."""
+    return sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+
+
+def create_workflow(
+    conn: sa.Connection,
+    name: str,
+    graph: str,
+    config: dict[str, Any],
+    *,
+    assistant_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    description: str | None = None,
+    context: dict[str, Any] | None = None,
+    if_exists: IfExists = "raise",
+) -> Workflow:
     now = utcnow()
+    values = {
+        "name": name,
+        "graph": graph,
+        "config": config,
+        "version": 1,
+        "version_seq": 1,
+        "created_at": now,
+        "updated_at": now,
+        "assistant_id": assistant_id or str(uuid.uuid4()),
+        "metadata": metadata or {},
+        "description": description,
+        "context": context or {},
+    }
+    # Insert first (or nothing, when the assistant id is taken), then read: see common.
     row = conn.execute(
-        workflows.insert()
-        .values(name=name, graph=graph, config=config, version=1, created_at=now, updated_at=now)
-        .returning(*workflows.c)
-    ).one()
-    conn.execute(
-        workflow_versions.insert().values(workflow_id=row.id, version=1, graph=graph, config=config, created_at=now)
-    )
+        insert_for(conn)(workflows).values(**values).on_conflict_do_nothing().returning(*workflows.c)
+    ).one_or_none()
+    if row is None:
+        existing = conn.execute(
+            sa.select(workflows).where(workflows.c.assistant_id == values["assistant_id"])
+        ).one_or_none()
+        if existing is not None and if_exists == "do_nothing" and existing.deleted_at is None:
+            return workflow_row(existing)
+        raise ConflictError(f"assistant {values['assistant_id']} already exists")
+    write_version(conn, row, now)
     return workflow_row(row)
+
+
+def write_version(conn: sa.Connection, row: sa.Row[Any], now: datetime) -> None:
+    """Record ``row`` (a workflows row as just written) as its version ``row.version``."""
+    m = row._mapping
+    conn.execute(
+        workflow_versions.insert().values(
+            workflow_id=m["id"],
+            version=m["version"],
+            graph=m["graph"],
+            config=m["config"],
+            name=m["name"],
+            metadata=m["metadata"],
+            context=m["context"],
+            created_at=now,
+        )
+    )
 
 
 _GET_WORKFLOW = sa.select(workflows).where(
@@ -74,17 +125,20 @@ def update_workflow(
     name: str | None,
     graph: str | None,
     config: dict[str, Any] | None,
+    metadata: dict[str, Any] | None = None,
+    description: str | None = None,
+    context: dict[str, Any] | None = None,
 ) -> Workflow:
+    """A new version with the given fields changed; ``metadata`` is merged into the current one."""
     now = utcnow()
-    values: dict[str, Any] = {"version": workflows.c.version + 1, "updated_at": now}
-    if name is not None:
-        values["name"] = name
-    if graph is not None:
-        values["graph"] = graph
-    if config is not None:
-        values["config"] = config
-    # One UPDATE … SET version = version + 1 RETURNING: the row lock serialises concurrent updates,
-    # so each gets its own version, and the version row is written in the same transaction.
+    values: dict[str, Any] = _NEXT_VERSION | {"updated_at": now}
+    for key, value in (("name", name), ("graph", graph), ("config", config), ("description", description)):
+        if value is not None:
+            values[key] = value
+    if context is not None:
+        values["context"] = context
+    # One UPDATE … SET version_seq = version_seq + 1 RETURNING: the row lock serialises concurrent
+    # updates, so each gets its own version, and the version row is written in the same transaction.
     row = conn.execute(
         workflows.update()
         .where(workflows.c.id == workflow_id, workflows.c.deleted_at.is_(None))
@@ -93,13 +147,23 @@ def update_workflow(
     ).one_or_none()
     if row is None:
         raise NotFoundError(f"workflow {workflow_id} not found")
-    conn.execute(
-        workflow_versions.insert().values(
-            workflow_id=workflow_id, version=row.version, graph=row.graph, config=row.config, created_at=now
-        )
-    )
+    if metadata:
+        # Under the row lock the first UPDATE took: no concurrent update merges in between.
+        merged = {**row._mapping["metadata"], **metadata}
+        row = conn.execute(
+            workflows.update().where(workflows.c.id == workflow_id).values(metadata=merged).returning(*workflows.c)
+        ).one()
+    write_version(conn, row, now)
     _bump_dependents(conn, workflow_id, now)
     return workflow_row(row)
+
+
+# A new version number is one past the highest ever written (not the current one, which "set latest"
+# may have moved back). In SQL, the right-hand sides read the row as it was before this UPDATE.
+_NEXT_VERSION: dict[str, Any] = {
+    "version": workflows.c.version_seq + 1,
+    "version_seq": workflows.c.version_seq + 1,
+}
 
 
 def _bump_dependents(conn: sa.Connection, workflow_id: int, now: datetime) -> None:
@@ -116,23 +180,18 @@ def _bump_dependents(conn: sa.Connection, workflow_id: int, now: datetime) -> No
             row = conn.execute(
                 workflows.update()
                 .where(workflows.c.id == parent, workflows.c.deleted_at.is_(None))
-                .values(version=workflows.c.version + 1, updated_at=now)
-                .returning(workflows.c.version, workflows.c.graph, workflows.c.config)
+                .values(**_NEXT_VERSION, updated_at=now)
+                .returning(*workflows.c)
             ).one_or_none()
             if row is not None:
-                conn.execute(
-                    workflow_versions.insert().values(
-                        workflow_id=parent, version=row.version, graph=row.graph, config=row.config, created_at=now
-                    )
-                )
+                write_version(conn, row, now)
 
 
 def record_dependencies(conn: sa.Connection, workflow_id: int, children: dict[int, int]) -> bool:
     """See ``SQLStore.record_dependencies``."""
     # Write first (insert-or-ignore), then read.
-    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
     conn.execute(
-        insert(workflow_deps).on_conflict_do_nothing(),
+        insert_for(conn)(workflow_deps).on_conflict_do_nothing(),
         [{"parent_id": workflow_id, "child_id": c} for c in children],
     )
     query = sa.select(workflows.c.id, workflows.c.version).where(
@@ -185,7 +244,18 @@ def get_version(conn: sa.Connection, workflow_id: int, version: int) -> Workflow
     row = conn.execute(_GET_VERSION, {"workflow_id": workflow_id, "version": version}).one_or_none()
     if row is None:
         raise NotFoundError(f"workflow {workflow_id} has no version {version}")
-    return WorkflowVersion(workflow_id, version, row.graph, row.config)
+    return version_row(row)
 
 
-# -- executions ---------------------------------------------------------------------------------
+def version_row(row: sa.Row[Any]) -> WorkflowVersion:
+    m = row._mapping
+    return WorkflowVersion(
+        workflow_id=m["workflow_id"],
+        version=m["version"],
+        graph=m["graph"],
+        config=m["config"],
+        name=m["name"],
+        metadata=m["metadata"],
+        context=m["context"],
+        created_at=m["created_at"],
+    )
