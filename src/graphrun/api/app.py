@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from graphrun import __version__
-from graphrun.api import errors, events, executions, openapi, system, workflows
+from graphrun.api import cors, errors, events, executions, openapi, system, workflows
 from graphrun.api.auth import Auth
 from graphrun.api.limits import BodyLimit
 from graphrun.api.state import AppState
@@ -89,4 +89,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.include_router(system.public)
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_input_bytes)
+    cors.install(app, settings.cors_origins, registry.project.cors)  # last: the outermost layer
     return app

@@ -24,18 +24,18 @@ class Auth:
         return bool(self.keys)
 
     def key_ok(self, request: Request) -> bool:
-        header = request.headers.get("authorization", "")
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() != "bearer" or not value:
-            return False
-        given = value.strip().encode()
-        return any(hmac.compare_digest(given, k) for k in self.keys)
+        """A right key in ``Authorization: Bearer <key>``, or in ``X-Api-Key: <key>`` (what the
+        LangGraph SDKs and agent-chat-ui send)."""
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        given = [value.strip()] if scheme.lower() == "bearer" else []
+        given.append(request.headers.get("x-api-key", "").strip())
+        return any(hmac.compare_digest(g.encode(), k) for g in given if g for k in self.keys)
 
     def require_key(self, request: Request) -> None:
         if self.enabled and not self.key_ok(request):
             raise HTTPException(
                 401,
-                "missing or wrong API key: send 'Authorization: Bearer <key>'",
+                "missing or wrong API key: send 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
