@@ -50,8 +50,8 @@ const step = (name) => {
 function finish(code) {
   summary.ok = code === 0;
   summary.failed = failed().map((c) => c.name);
-  process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-  process.exit(code);
+  // Exit once written: a stream the script left may still hold the event loop open.
+  process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`, () => process.exit(code));
 }
 
 const deadline = setTimeout(() => {
