@@ -65,9 +65,6 @@ class GraphRegistry:
         self._specs = dict(sorted(specs.items()))
         self.project = project or Project()
         self._targets: dict[str, Any] = {}
-        # Loading runs in threads (preload) and on the event loop (API validation): one at a time,
-        # so a graph file that two graphs name is executed once.
-        self._lock = threading.RLock()
 
     @classmethod
     def load(cls, path: Path | None) -> GraphRegistry:
@@ -94,20 +91,19 @@ class GraphRegistry:
     def factory(self, name: str) -> Any:
         """The object the configuration names: a factory, a ``StateGraph`` or a compiled graph."""
         spec = self.get(name)
-        with self._lock:
-            if name not in self._targets:
-                try:
-                    module = _import(spec)
-                    target = getattr(module, spec.attr)
-                except Exception as exc:
-                    raise FactoryError(f"graph {name!r}: cannot load {spec.target}: {exc!r}") from exc
-                if not (callable(target) or _is_graph(target)):
-                    raise FactoryError(
-                        f"graph {name!r}: {spec.target} is {type(target).__name__}, "
-                        "not a factory, a StateGraph or a compiled graph"
-                    )
-                self._targets[name] = target
-            return self._targets[name]
+        if name not in self._targets:
+            try:
+                module = _import(spec)
+                target = getattr(module, spec.attr)
+            except Exception as exc:
+                raise FactoryError(f"graph {name!r}: cannot load {spec.target}: {exc!r}") from exc
+            if not (callable(target) or _is_graph(target)):
+                raise FactoryError(
+                    f"graph {name!r}: {spec.target} is {type(target).__name__}, "
+                    "not a factory, a StateGraph or a compiled graph"
+                )
+            self._targets[name] = target
+        return self._targets[name]
 
     def preload(self) -> list[str]:
         """Import every graph's code now (a worker does this at start-up, in a thread), so that no
@@ -198,25 +194,35 @@ def _factory_args(spec: GraphSpec, fn: Any, config: dict[str, Any]) -> tuple[Any
     return (config,)
 
 
+# Graph files load in threads (preload) and on the event loop (API validation): one at a time, so that
+# a file two graphs name is executed once. (Modules by name have the import system's own locks.)
+_file_lock = threading.Lock()
+
+
 def _import(spec: GraphSpec) -> Any:
     """The module of a spec: by name, or executed from its file (once: two graphs of one file share
     it), under a module name derived from the file so that its classes can be found again."""
     if spec.module is not None:
         return importlib.import_module(spec.module)
     assert spec.path is not None
-    digest = hashlib.sha1(str(spec.path).encode()).hexdigest()[:8]
-    stem = re.sub(r"\W", "_", spec.path.stem)
+    with _file_lock:
+        return _import_file(spec.path)
+
+
+def _import_file(path: Path) -> Any:
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
+    stem = re.sub(r"\W", "_", path.stem)
     name = f"graphrun_project__{stem}_{digest}"
     existing = sys.modules.get(name)
-    if existing is not None and getattr(existing, "__file__", None) == str(spec.path):
+    if existing is not None and getattr(existing, "__file__", None) == str(path):
         return existing
-    module_spec = importlib.util.spec_from_file_location(name, spec.path)
-    if module_spec is None or module_spec.loader is None:
-        raise ImportError(f"cannot import {spec.path}")
-    module = importlib.util.module_from_spec(module_spec)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
-        module_spec.loader.exec_module(module)
+        spec.loader.exec_module(module)
     except BaseException:
         sys.modules.pop(name, None)
         raise
