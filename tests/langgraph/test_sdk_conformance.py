@@ -103,7 +103,7 @@ async def test_multi_turn_chat_accumulates_and_streams_tokens(client: LangGraphC
     tid = thread["thread_id"]
 
     first = await collect(
-        client.runs.stream(tid, "chat", input=user("hello"), stream_mode=["values", "messages-tuple"])
+        client.runs.stream(tid, "convo", input=user("hello"), stream_mode=["values", "messages-tuple"])
     )
     assert first[0].event == "metadata" and set(first[0].data) >= {"run_id", "attempt"}, first[0]
     assert set(names(first)) == {"metadata", "values", "messages"}, names(first)
@@ -118,7 +118,7 @@ async def test_multi_turn_chat_accumulates_and_streams_tokens(client: LangGraphC
     # The second turn, its message in content blocks as browsers send it: the model sees the first.
     second_input = {"messages": [{"role": "user", "content": [{"type": "text", "text": "again"}]}]}
     second = await collect(
-        client.runs.stream(tid, "chat", input=second_input, stream_mode=["messages-tuple", "values"])
+        client.runs.stream(tid, "convo", input=second_input, stream_mode=["messages-tuple", "values"])
     )
     assert "".join(tokens(second)) == "turn 2: hello | again"
     final = [p.data for p in second if p.event == "values"][-1]
@@ -128,8 +128,8 @@ async def test_multi_turn_chat_accumulates_and_streams_tokens(client: LangGraphC
     assert state["values"] == final and state["next"] == []
     got = await client.threads.get(tid)
     assert got["status"] == "idle" and got["values"] == final
-    (default,) = await client.assistants.search(graph_id="chat")
-    assert got["metadata"]["graph_id"] == "chat", got["metadata"]
+    (default,) = await client.assistants.search(graph_id="convo")
+    assert got["metadata"]["graph_id"] == "convo", got["metadata"]
     assert got["metadata"]["assistant_id"] == default["assistant_id"], (got["metadata"], default)
 
 
@@ -172,13 +172,13 @@ async def test_thread_search_by_metadata(client: LangGraphClient) -> None:
     tag = uuid.uuid4().hex
     a = (await client.threads.create(metadata={"suite": tag, "owner": "a"}))["thread_id"]
     b = (await client.threads.create(metadata={"suite": tag, "owner": "b"}))["thread_id"]
-    await client.runs.wait(a, "chat", input=user("hi"))
+    await client.runs.wait(a, "convo", input=user("hi"))
 
     assert {t["thread_id"] for t in await client.threads.search(metadata={"suite": tag})} == {a, b}
     (only_b,) = await client.threads.search(metadata={"suite": tag, "owner": "b"})
     assert only_b["thread_id"] == b and only_b["metadata"] == {"suite": tag, "owner": "b"}
     # A run stamps graph_id and assistant_id into its thread's metadata: how chat UIs list threads.
-    (ran,) = await client.threads.search(metadata={"suite": tag, "graph_id": "chat"})
+    (ran,) = await client.threads.search(metadata={"suite": tag, "graph_id": "convo"})
     assert ran["thread_id"] == a and ran["values"]["messages"][-1]["content"] == "turn 1: hi"
     assert set(ran["metadata"]) == {"suite", "owner", "graph_id", "assistant_id"}, ran["metadata"]
     assert await client.threads.search(metadata={"suite": tag, "owner": "c"}) == []
@@ -234,7 +234,7 @@ async def test_join_stream_resumes_mid_run_as_a_full_replay(client: LangGraphCli
 
 
 async def test_wait_and_stateless_runs(client: LangGraphClient) -> None:
-    answer = await client.runs.wait(None, "chat", input=user("stateless"))
+    answer = await client.runs.wait(None, "convo", input=user("stateless"))
     assert isinstance(answer, dict)
     assert [m["content"] for m in answer["messages"]] == ["stateless", "turn 1: stateless"]
     parts = await collect(client.runs.stream(None, "steps", input={"delay": 0}, stream_mode="updates"))
@@ -242,7 +242,7 @@ async def test_wait_and_stateless_runs(client: LangGraphClient) -> None:
         {f"step_{i}": {"items": [f"item-{i}"]}} for i in range(1, 6)
     ]
     tid = (await client.threads.create())["thread_id"]
-    waited = await client.runs.wait(tid, "chat", input=user("kept"))
+    waited = await client.runs.wait(tid, "convo", input=user("kept"))
     assert isinstance(waited, dict) and waited["messages"][-1]["content"] == "turn 1: kept"
     assert (await client.threads.get_state(tid))["values"] == waited
 
@@ -357,7 +357,7 @@ MODES = {
 async def test_stream_mode(client: LangGraphClient, mode: str) -> None:
     tid = (await client.threads.create())["thread_id"]
     # Resumable, as browser clients ask: the reference numbers its events only then.
-    stream = client.runs.stream(tid, "chat", input=user(f"mode {mode}"), stream_mode=mode, stream_resumable=True)
+    stream = client.runs.stream(tid, "convo", input=user(f"mode {mode}"), stream_mode=mode, stream_resumable=True)
     parts = await collect(stream)
     assert parts[0].event == "metadata", names(parts)
     body = parts[1:]
@@ -394,7 +394,7 @@ async def test_unknown_graph_name_is_404_naming_the_graphs(client: LangGraphClie
     with pytest.raises(httpx.HTTPStatusError) as raised:
         await client.runs.create(tid, "nosuch", input={})
     assert raised.value.response.status_code == 404
-    assert "chat" in raised.value.response.text and "steps" in raised.value.response.text
+    assert "convo" in raised.value.response.text and "steps" in raised.value.response.text
     assert await client.runs.list(tid) == []
 
 
