@@ -19,7 +19,7 @@ from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.schema import StreamPart
 
-from tests.helpers import scaled
+from tests.helpers import DroppingProxy, scaled
 from tests.langgraph.targets import ALL_TARGETS, Target, dump, start
 
 TERMINAL = {"success", "error", "timeout", "interrupted"}
@@ -102,10 +102,15 @@ async def test_multi_turn_chat_accumulates_and_streams_tokens(client: LangGraphC
     thread = await client.threads.create(metadata={"suite": uuid.uuid4().hex})
     tid = thread["thread_id"]
 
+    created: list[Any] = []
     first = await collect(
-        client.runs.stream(tid, "convo", input=user("hello"), stream_mode=["values", "messages-tuple"])
+        client.runs.stream(
+            tid, "convo", input=user("hello"), stream_mode=["values", "messages-tuple"], on_run_created=created.append
+        )
     )
     assert first[0].event == "metadata" and set(first[0].data) >= {"run_id", "attempt"}, first[0]
+    # The SDK reads the run's ids from the response's Content-Location.
+    assert created == [{"run_id": first[0].data["run_id"], "thread_id": tid}], created
     assert set(names(first)) == {"metadata", "values", "messages"}, names(first)
     assert len(tokens(first)) > 1, "the answer arrives in several chunks"
     assert "".join(tokens(first)) == "turn 1: hello"
@@ -275,6 +280,78 @@ async def test_cancel_mid_node_with_wait_ends_interrupted(client: LangGraphClien
     assert time.monotonic() - began < scaled(10), "cancel does not wait out the node"
     assert (await client.runs.get(tid, rid))["status"] == "interrupted"
     assert (await client.threads.get(tid))["status"] != "busy"
+
+
+async def test_stream_reconnects_by_itself_after_a_drop(client: LangGraphClient, target: Target) -> None:
+    """Cut mid-run, the SDK reconnects on its own (the response's Location, with Last-Event-ID): the
+    parts it yields are the run's events, none lost or repeated."""
+    tid = (await client.threads.create())["thread_id"]
+    proxy = DroppingProxy(int(target.url.rsplit(":", 1)[1]))
+    await proxy.start()
+    through = get_client(url=proxy.url, api_key=None)
+    try:
+        stream = through.runs.stream(
+            tid,
+            "steps",
+            input={"delay": scaled(0.3)},
+            stream_mode=["updates", "custom"],
+            stream_resumable=True,
+            on_disconnect="continue",
+        )
+        parts: list[StreamPart] = []
+        async with asyncio.timeout(scaled(60)):
+            async for part in stream:
+                parts.append(part)
+                if part.event == "custom" and part.data == {"started": "step_2"}:
+                    assert proxy.drop_all() >= 1
+    finally:
+        await through.aclose()
+        await proxy.stop()
+    assert proxy.accepted >= 2, "the SDK reconnected"
+    rid = parts[0].data["run_id"]
+    assert (await client.runs.get(tid, rid))["status"] == "success"
+    replay = await collect(client.runs.join_stream(tid, rid, last_event_id="-1"))
+    assert [(p.event, p.data) for p in parts if p.event != "metadata"] == [
+        (p.event, p.data) for p in replay if p.event != "metadata"
+    ]
+
+
+async def test_interrupt_then_resume(client: LangGraphClient) -> None:
+    tid = (await client.threads.create())["thread_id"]
+    parts = await collect(
+        client.runs.stream(tid, "confirm", input={"request": "deploy"}, stream_mode=["values", "updates"])
+    )
+    rid = parts[0].data["run_id"]
+    (update,) = [p.data for p in parts if p.event == "updates"]
+    (pending,) = update["__interrupt__"]
+    assert pending["value"] == {"question": "may I deploy?"} and pending["id"], dump(update)
+    last = [p.data for p in parts if p.event == "values"][-1]
+    assert [i["id"] for i in last["__interrupt__"]] == [pending["id"]], dump(last)
+    # A run that stops at interrupt() succeeds; its thread waits, holding the question.
+    assert (await client.runs.get(tid, rid))["status"] == "success"
+    thread = await client.threads.get(tid)
+    assert thread["status"] == "interrupted", thread
+    (asked,) = thread["interrupts"].values()
+    assert [(i["id"], i["value"]) for i in asked] == [(pending["id"], pending["value"])], dump(thread["interrupts"])
+    state = await client.threads.get_state(tid)
+    assert state["next"] == ["ask"] and state["tasks"][0]["interrupts"][0]["id"] == pending["id"], dump(state)
+
+    resumed = await client.runs.wait(tid, "confirm", command={"resume": "yes"})
+    assert isinstance(resumed, dict) and resumed["log"] == ["deploy: yes"], resumed
+    assert (await client.threads.get(tid))["status"] == "idle"
+
+
+async def test_subgraph_events_are_named_by_namespace(client: LangGraphClient) -> None:
+    tid = (await client.threads.create())["thread_id"]
+    parts = await collect(
+        client.runs.stream(tid, "nested", input={"items": []}, stream_mode="updates", stream_subgraphs=True)
+    )
+    inner = [(p.event, p.data) for p in parts if p.event.startswith("updates|")]
+    assert [d for _, d in inner] == [{"a": {"items": ["a"]}}, {"b": {"items": ["b"]}}], names(parts)
+    assert all(e.startswith("updates|inner:") and len(e.split("|")) == 2 for e, _ in inner), names(parts)
+    outer = [p.data for p in parts if p.event == "updates"]
+    assert outer == [{"inner": {"items": ["a", "b"]}}, {"outer": {"items": ["outer"]}}], dump(outer)
+    assert (await client.threads.get_state(tid))["values"]["items"] == ["a", "b", "outer"]
 
 
 # --- stream modes -----------------------------------------------------------------------------------
