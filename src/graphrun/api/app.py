@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -14,9 +14,15 @@ from graphrun.api import cors, errors, events, executions, openapi, system, work
 from graphrun.api.auth import Auth
 from graphrun.api.limits import BodyLimit
 from graphrun.api.state import AppState
+from graphrun.cache.graphs import GraphCache
 from graphrun.cache.invalidation import WorkflowChanges
+from graphrun.checkpoint.threads import open_thread_saver
 from graphrun.events.hub import StreamHub
 from graphrun.events.log import EventLog
+from graphrun.langgraph import assistants as lg_assistants
+from graphrun.langgraph import state as lg_state
+from graphrun.langgraph import system as lg_system
+from graphrun.langgraph import threads as lg_threads
 from graphrun.looplag import LoopLagMonitor
 from graphrun.redis.batch import CommandBatcher
 from graphrun.redis.cancel import CancelBus
@@ -43,6 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # start-up stays short (Gunicorn kills a worker that is silent for its timeout).
         preload = asyncio.get_running_loop().create_task(asyncio.to_thread(registry.preload))
         store = await open_store(settings.sqlalchemy_url)
+        await store.ensure_default_assistants(registry.names)
+        resources = AsyncExitStack()
+        thread_saver = await resources.enter_async_context(open_thread_saver(settings))
         # Redis connections of an API process, whatever the number of SSE clients: the stream hub's
         # reader and at most API_POOL_SIZE shared ones.
         redis = shared_client(redis_url, API_POOL_SIZE, name=ConnectionName.API)
@@ -66,6 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             cancels=CancelBus(redis, keys, batcher=batcher),
             changes=WorkflowChanges(redis, keys),
             auth=Auth(settings.api_keys, settings.token_ttl_s),
+            graphs=GraphCache(store, registry, max_entries=settings.graph_cache_size, llm=settings.llm),
+            thread_saver=thread_saver,
         )
         # Anything that blocks this loop holds up every request and SSE stream of the process.
         monitor = LoopLagMonitor(asyncio.get_running_loop(), threshold_s=settings.loop_stall_ms / 1000, role="api")
@@ -79,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await batcher.close()
             await broker.shutdown()
             await redis.aclose()
+            await resources.aclose()
             await store.close()
 
     app = FastAPI(title="graphrun", version=__version__, lifespan=lifespan)
@@ -88,6 +100,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if module is system:
             app.include_router(system.public)
         app.include_router(module.router)
+    app.include_router(lg_system.router)
+    app.include_router(lg_assistants.router)
+    app.include_router(lg_threads.router)
+    app.include_router(lg_state.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_input_bytes)
     cors.install(app, settings.cors_origins, registry.project.cors)  # last: the outermost layer
     return app

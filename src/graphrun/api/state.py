@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from redis.asyncio import Redis
 from taskiq_redis import ListQueueBroker
 
 from graphrun.api.auth import Auth
+from graphrun.cache.graphs import GraphCache
 from graphrun.cache.invalidation import WorkflowChanges
 from graphrun.events.hub import StreamHub
 from graphrun.events.log import EventLog
@@ -33,6 +35,9 @@ class AppState:
     cancels: CancelBus
     changes: WorkflowChanges
     auth: Auth
+    # LangGraph threads: their graphs (state, history, schemas) and their checkpoints.
+    graphs: GraphCache
+    thread_saver: BaseCheckpointSaver  # type: ignore[type-arg]
 
 
 async def _state(request: Request) -> AppState:

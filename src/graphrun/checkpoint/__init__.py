@@ -4,7 +4,8 @@ By default in Redis, beside the execution's event log (:mod:`graphrun.checkpoint
 ``GRAPHRUN_CHECKPOINTS=database``: SQLite (langgraph-checkpoint-sqlite) beside the store's SQLite
 file, or PostgreSQL (langgraph-checkpoint-postgres) when the store is PostgreSQL, either wrapped in
 :class:`~graphrun.checkpoint.ordered.OrderedSaver` so that a run's writes are ordered after its
-events and stop when its lease is gone, as the Redis saver's are.
+events and stop when its lease is gone, as the Redis saver's are. LangGraph threads' checkpoints
+(:mod:`graphrun.checkpoint.threads`) use the same SQL saver (``open_sql_saver``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,14 @@ async def open_checkpointer(
             raise ValueError("the Redis checkpointer needs the process's Redis client and batcher")
         yield RedisSaver(redis, Keys(settings.redis_prefix), ttl_s=checkpoint_ttl_s(settings), batcher=batcher)
         return
+    async with open_sql_saver(settings, max_connections=max_connections) as saver:
+        yield OrderedSaver(saver)
+
+
+@asynccontextmanager
+async def open_sql_saver(settings: Settings, *, max_connections: int = 10) -> AsyncIterator[BaseCheckpointSaver]:  # type: ignore[type-arg]
+    """LangGraph's own SQL saver on the store's database: PostgreSQL when the store is PostgreSQL,
+    else SQLite in a file beside the store's (``checkpoint_path``). Its tables are set up first."""
     url = make_url(settings.sqlalchemy_url)
     if url.get_backend_name() == "postgresql":
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
@@ -78,7 +87,7 @@ async def open_checkpointer(
             kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
             open=False,
         ) as pool:
-            yield OrderedSaver(AsyncPostgresSaver(pool))  # type: ignore[arg-type]
+            yield AsyncPostgresSaver(pool)  # type: ignore[arg-type]
         return
 
     import aiosqlite
@@ -93,4 +102,4 @@ async def open_checkpointer(
         await conn.execute("PRAGMA synchronous=NORMAL")
         saver = AsyncSqliteSaver(conn)
         await saver.setup()
-        yield OrderedSaver(saver)
+        yield saver
