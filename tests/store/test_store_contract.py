@@ -349,3 +349,11 @@ async def test_concurrent_claims_on_one_thread_one_wins(store: SQLStore) -> None
     results = await asyncio.gather(*(store.claim_execution(i) for i in reversed(ids)))
     won = [r for r in results if r is not None]
     assert [r.id for r in won] == [made[0].id]
+
+
+async def test_metadata_filters_take_any_key(store: SQLStore) -> None:
+    odd = {'we"ird.key': [1, {"a": None}], "n": None}
+    t = await store.create_thread(metadata=odd)
+    assert [x.thread_id for x in await store.search_threads(metadata=odd)] == [t.thread_id]
+    assert await store.search_threads(metadata={'we"ird.key': [2]}) == []
+    assert await store.count_workflows(metadata={"$[0]": 2**70}) == 0

@@ -22,7 +22,7 @@ from graphrun.store.base import Workflow, WorkflowVersion, default_assistant_id
 
 router = APIRouter(prefix="/assistants", tags=["langgraph: assistants"], dependencies=[Depends(require_key)])
 
-SEARCH = answers(413, 503)
+SEARCH = answers(400, 413, 503)
 
 AssistantSort = Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"]
 
@@ -125,7 +125,7 @@ class AssistantCount(_Body):
 
 class AssistantSearch(AssistantCount):
     limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=2**31 - 1)
     sort_by: AssistantSort | None = None
     sort_order: Literal["asc", "desc"] | None = None
 
@@ -133,7 +133,7 @@ class AssistantSearch(AssistantCount):
 class VersionsSearch(_Body):
     metadata: dict[str, Any] | None = None
     limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=2**31 - 1)
 
 
 class SetLatest(_Body):

@@ -170,7 +170,7 @@ async def get_state_at(thread_id: uuid.UUID, checkpoint_id: str, state: State, s
     return await _read_state(state, str(thread_id), {"checkpoint_id": checkpoint_id}, subgraphs)
 
 
-@router.post("/{thread_id}/state/checkpoint", response_model=dict[str, Any], responses=READ | answers(413))
+@router.post("/{thread_id}/state/checkpoint", response_model=dict[str, Any], responses=READ | answers(400, 413))
 async def post_state_at(thread_id: uuid.UUID, body: StateAt, state: State) -> Any:
     return await _read_state(state, str(thread_id), body.checkpoint, body.subgraphs)
 
@@ -208,7 +208,7 @@ async def record_thread_state(state: AppState, thread_id: str, graph: Any) -> No
     await state.store.set_thread_state(thread_id, status=status, values=values, interrupts=interrupts, error=None)
 
 
-@router.post("/{thread_id}/history", response_model=list[dict[str, Any]], responses=READ | answers(413))
+@router.post("/{thread_id}/history", response_model=list[dict[str, Any]], responses=READ | answers(400, 413))
 async def get_history(thread_id: uuid.UUID, body: HistoryQuery, state: State) -> list[dict[str, Any]]:
     tid = str(thread_id)
     thread = await state.store.get_thread(tid)

@@ -21,7 +21,7 @@ from graphrun.store.base import ExecutionStatus, Thread
 
 router = APIRouter(prefix="/threads", tags=["langgraph: threads"], dependencies=[Depends(require_key)])
 
-SEARCH = answers(413, 503)
+SEARCH = answers(400, 413, 503)
 ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
 
 
@@ -80,7 +80,7 @@ class ThreadCount(_Body):
 class ThreadSearch(ThreadCount):
     ids: list[uuid.UUID] | None = Field(default=None, max_length=1000)
     limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=2**31 - 1)
     sort_by: Literal["thread_id", "status", "created_at", "updated_at"] | None = None
     sort_order: Literal["asc", "desc"] | None = None
 

@@ -106,11 +106,13 @@ def json_contains(conn: sa.Connection, column: Any, wanted: dict[str, Any]) -> l
         return [column.op("@>")(sa.bindparam(None, wanted, type_=JSONB))]
     conds: list[sa.ColumnElement[bool]] = []
     for key, value in wanted.items():
-        path = '$."' + key + '"'
+        # json_each rather than a JSON path: any key works, whatever characters it holds.
+        members = sa.func.json_each(column).table_valued("key", "value", "type")
         text = json.dumps(value, separators=(",", ":"))
-        conds.append(sa.func.json_type(column, path) == sa.func.json_type(text, "$"))
+        match = [members.c.key == key, members.c.type == sa.func.json_type(text)]
         if value is not None:
-            conds.append(sa.func.json_extract(column, path) == sa.func.json_extract(text, "$"))
+            match.append(members.c.value == sa.func.json_extract(text, "$"))
+        conds.append(sa.select(sa.literal(1)).select_from(members).where(*match).exists())
     return conds
 
 
