@@ -52,12 +52,15 @@ def user(text: str) -> dict[str, Any]:
 
 
 async def collect(stream: AsyncIterator[StreamPart], seconds: float = 30) -> list[StreamPart]:
-    """Every part of a stream to its end, within ``scaled(seconds)``."""
+    """Every part of a stream to its end, within ``scaled(seconds)``, without a closing `end`:
+    graphrun closes every stream with one (issue #15), the reference sends none, the SDK passes it on."""
     parts: list[StreamPart] = []
     async with asyncio.timeout(scaled(seconds)):
         async for part in stream:
             parts.append(part)
-    return parts
+    ends = [i for i, p in enumerate(parts) if p.event == "end"]
+    assert ends in ([], [len(parts) - 1]), f"`end` comes once, last: {names(parts)}"
+    return parts[: ends[0]] if ends else parts
 
 
 def names(parts: list[StreamPart]) -> list[str]:
@@ -311,7 +314,7 @@ async def test_stream_reconnects_by_itself_after_a_drop(client: LangGraphClient,
     rid = parts[0].data["run_id"]
     assert (await client.runs.get(tid, rid))["status"] == "success"
     replay = await collect(client.runs.join_stream(tid, rid, last_event_id="-1"))
-    assert [(p.event, p.data) for p in parts if p.event != "metadata"] == [
+    assert [(p.event, p.data) for p in parts if p.event not in ("metadata", "end")] == [
         (p.event, p.data) for p in replay if p.event != "metadata"
     ]
 
@@ -442,6 +445,20 @@ async def test_stream_mode(client: LangGraphClient, mode: str) -> None:
     assert set(names(body)) == expected, names(body)
     assert all(p.id for p in parts), "every event carries an id"
     check(body, f"turn 1: mode {mode}")
+
+
+async def test_end_closes_every_stream(client: LangGraphClient, target: Target) -> None:
+    graphrun_only(target, "closes its streams with no `end` event")
+    tid = (await client.threads.create())["thread_id"]
+    parts: list[StreamPart] = []
+    async with asyncio.timeout(scaled(30)):
+        async for part in client.runs.stream(tid, "steps", input={"delay": 0}, stream_mode="updates"):
+            parts.append(part)
+    assert parts[-1].event == "end" and names(parts).count("end") == 1, names(parts)
+    rid = parts[0].data["run_id"]
+    async with asyncio.timeout(scaled(30)):
+        joined = [p async for p in client.runs.join_stream(tid, rid, last_event_id="-1")]
+    assert joined[-1].event == "end", names(joined)
 
 
 # --- errors -------------------------------------------------------------------------------------------
