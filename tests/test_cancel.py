@@ -114,12 +114,16 @@ async def test_cancel_racing_the_pick_up_is_never_lost(client: httpx.AsyncClient
             # Interrupted at once, not run out (its node awaits 30 s).
             assert events[-1]["data"]["ts"] - events[1]["data"]["ts"] < 10, events
             if name == "100 at once":
-                created, started, finished = (
-                    dt.datetime.fromisoformat(ex[k]) for k in ("created_at", "started_at", "finished_at")
+                created, started = (dt.datetime.fromisoformat(ex[k]).timestamp() for k in ("created_at", "started_at"))
+                # `start` is written once the grace is over: held for the grace from the claim, or
+                # none for one that had waited over twice the grace when the worker looked (see
+                # worker/grace.py; on a busy machine that look comes a while after the claim).
+                began = events[0]["data"]["ts"]
+                assert began - started >= grace_s or began - created > 2 * grace_s, (
+                    ex,
+                    events[0],
+                    "a node ran before its grace was over",
                 )
-                queued_s, held_s = (started - created).total_seconds(), (finished - started).total_seconds()
-                # No grace for one queued for twice the grace (see worker/grace.py).
-                assert held_s >= grace_s or queued_s > 2 * grace_s, (ex, "a node ran before its grace was over")
         if name == "follow and cancel":
             # The follower's hint ends the grace 2 ms after it arrives: a margin the cancel sent
             # with it wins unless this shared loop stalls (bench/cancel.py: 0 of 100 on serve).

@@ -19,7 +19,7 @@ from graphrun.redis.connections import API_POOL_SIZE, ConnectionName
 from graphrun.redis.keys import Keys
 from graphrun.settings import Settings
 from tests.conftest import InLoopWorker, ServerHandle
-from tests.helpers import chain_workflow, parse_frame, read_events, scaled, submit, wait_status
+from tests.helpers import chain_workflow, parse_frame, read_events, scaled, submit, wait_status, wait_until
 
 ApiFactory = Callable[[Settings], Awaitable[ServerHandle]]
 WorkerFactory = Callable[[Settings], Awaitable[InLoopWorker]]
@@ -133,9 +133,11 @@ async def test_hundreds_of_clients_share_a_constant_number_of_redis_connections(
             one_client = await read_events(http, single)
             after_one = api_total(await api_connections(redis, baseline))
 
-            # Runs long enough for every client to connect (slow on a busy machine) and then wait
-            # live, all at once, while connections are sampled.
-            wf = await chain_workflow(http, steps=2, delay_s=3.0, emit=3)
+            # No worker until every client is connected (slow on a busy machine): the executions
+            # wait in the queue, their streams followed, and connections are sampled with all the
+            # clients there; then they run, and sampling goes on while events flow.
+            await worker.stop()
+            wf = await chain_workflow(http, steps=2, delay_s=0.3, emit=3)
 
             ids = [(await submit(http, wf["id"]))["execution_id"] for _ in range(executions)]
             connected = 0
@@ -157,7 +159,11 @@ async def test_hundreds_of_clients_share_a_constant_number_of_redis_connections(
                 return events
 
             readers = [asyncio.create_task(follow(ids[i % executions])) for i in range(clients)]
+            await wait_until(lambda: connected == clients, 60, lambda: f"{connected} of {clients} connected")
             samples: list[tuple[int, dict[str, int]]] = []
+            for _ in range(3):
+                samples.append((connected, await api_connections(redis, baseline)))
+            worker = await worker_factory(settings)
             deadline = time.monotonic() + scaled(120)
             while not all(r.done() for r in readers) and time.monotonic() < deadline:
                 samples.append((connected, await api_connections(redis, baseline)))
