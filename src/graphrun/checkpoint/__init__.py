@@ -10,9 +10,11 @@ events and stop when its lease is gone, as the Redis saver's are. LangGraph thre
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from redis.asyncio import Redis
@@ -25,6 +27,11 @@ from graphrun.redis.keys import Keys
 from graphrun.settings import Settings
 
 _PG_SETUP_LOCK = 0x67726E73  # serialises the checkpointer's own migrations across processes
+
+
+async def _try_setup_lock(conn: Any) -> bool:
+    row = await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (_PG_SETUP_LOCK,))).fetchone()
+    return bool(row and row[0])
 
 
 def checkpoint_path(settings: Settings) -> Path:
@@ -73,9 +80,15 @@ async def open_sql_saver(settings: Settings, *, max_connections: int = 10) -> As
         from psycopg_pool import AsyncConnectionPool
 
         conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        # The saver's setup() runs its own migrations; several workers may start at once.
+        # The saver's setup() runs its own migrations; several workers may start at once. The lock
+        # is polled, never waited for: those migrations build indexes CONCURRENTLY, which wait for
+        # every open transaction, and a blocked pg_advisory_lock() is one (a deadlock when two
+        # processes start together).
         async with await AsyncConnection.connect(conninfo, autocommit=True) as conn:
-            await conn.execute("SELECT pg_advisory_lock(%s)", (_PG_SETUP_LOCK,))
+            while True:
+                if await _try_setup_lock(conn):
+                    break
+                await asyncio.sleep(0.05)
             try:
                 await AsyncPostgresSaver(conn).setup()  # type: ignore[arg-type]
             finally:
