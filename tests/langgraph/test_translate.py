@@ -17,8 +17,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.types import Command, interrupt
 
-from graphrun.langgraph.options import SUPPORTED_MODES, normalise_modes
-from graphrun.langgraph.translate import LangGraphTranslator
+from graphrun.langgraph.translate import SUPPORTED_MODES, LangGraphTranslator, normalise_modes
 
 Event = tuple[str, Any]
 

@@ -67,8 +67,11 @@ class Gates:
     def attach(self, thread_id: str, gate: RunGate) -> None:
         self._by_thread[thread_id] = gate
 
-    def detach(self, thread_id: str) -> None:
-        self._by_thread.pop(thread_id, None)
+    def detach(self, thread_id: str, gate: RunGate | None = None) -> None:
+        """Detach the thread's gate (only if it is still ``gate``, when given: runs of one LangGraph
+        thread follow each other, and a later run's gate must not go with an earlier run's end)."""
+        if gate is None or self._by_thread.get(thread_id) is gate:
+            self._by_thread.pop(thread_id, None)
 
     def of(self, config: RunnableConfig) -> RunGate | None:
         return self._by_thread.get(str(config["configurable"]["thread_id"]))

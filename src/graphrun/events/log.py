@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from typing import NamedTuple, cast
 
@@ -199,6 +200,24 @@ class EventWriter:
         self._pending.append((entry_id, {"k": kind.value, "d": payload, "t": task}))
         if event.terminal:
             self.closed = True
+        self._start_flusher()
+        return entry_id
+
+    def emit_raw(self, kind: str, data: str, *, task: str = "") -> StreamId | None:
+        """Queue one entry whose ``data`` is already the SSE ``data:`` JSON (a LangGraph run's
+        ``lg:*`` entries: no ``execution_id``/``ts`` wrapper), never terminal; its id, or None if a
+        sealed writer dropped it. Not size-capped: cutting it would make it unreadable to its client."""
+        if self.sealed:
+            self.dropped += 1
+            return None
+        if self.closed:
+            raise EventLogError(f"event log of {self.execution_id} is closed")
+        if self._error is not None:
+            raise EventLogError(f"writing the event log of {self.execution_id} failed") from self._error
+        ms = max(int(time.time() * 1000), self._last_ms)
+        entry_id = StreamId(ms, self._next_seq)
+        self._last_ms, self._next_seq = ms, self._next_seq + 1
+        self._pending.append((entry_id, {"k": kind, "d": data, "t": task}))
         self._start_flusher()
         return entry_id
 

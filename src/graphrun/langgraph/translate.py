@@ -32,6 +32,12 @@ from langgraph.types import StreamMode
 
 from graphrun.langgraph.serde import dumps
 
+# The modes a run may ask for, as the SDKs name them. ``messages-tuple`` is LangGraph's ``messages``
+# mode sent as ``[chunk, metadata]``; ``messages`` is the server's own accumulated form. ``events``
+# (astream_events) is not supported: it needs a second kind of stream of the graph.
+SUPPORTED_MODES = ("values", "updates", "messages", "messages-tuple", "custom", "debug", "tasks", "checkpoints")
+DEFAULT_MODES = ["values"]
+
 # What graphrun needs whatever the run asked for: tasks (the checkpoint gate), values (the output).
 _OWN_MODES: tuple[StreamMode, ...] = ("tasks", "values")
 
@@ -154,3 +160,17 @@ def _checkpoint_ids(config: dict[str, Any] | None) -> dict[str, Any] | None:
         "thread_id": configurable.get("thread_id"),
         "checkpoint_ns": configurable.get("checkpoint_ns", ""),
     }
+
+
+def normalise_modes(stream_mode: str | Sequence[str] | None) -> list[str]:
+    """The modes as a list without repeats (order kept); ValueError naming the supported ones for
+    any other."""
+    if stream_mode is None:
+        return list(DEFAULT_MODES)
+    modes = [stream_mode] if isinstance(stream_mode, str) else list(stream_mode)
+    unknown = [m for m in modes if m not in SUPPORTED_MODES]
+    if unknown:
+        raise ValueError(
+            f"unsupported stream mode(s) {', '.join(map(repr, unknown))}; supported: {', '.join(SUPPORTED_MODES)}"
+        )
+    return list(dict.fromkeys(modes)) or list(DEFAULT_MODES)

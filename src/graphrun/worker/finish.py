@@ -3,7 +3,8 @@ terminal event.
 
 What must stay true:
 - the final status is stored before the terminal event is written, so a client that saw the
-  terminal event reads the final status from the API;
+  terminal event reads the final status from the API; what the outcome changes elsewhere (a
+  LangGraph thread's state: ``before``) is stored before the status;
 - a final status the store refuses (the execution is no longer this attempt's) writes no terminal
   event: the attempt that owns it now writes its own;
 - a database outage alone never fails an execution: storing is retried for a while, and if the
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from graphrun import metrics
@@ -29,6 +31,9 @@ from graphrun.worker.state import Outcome
 log = logging.getLogger("graphrun.worker")
 
 STORE_RETRY_S = 60.0
+
+# Called with the decided status and error before they are stored.
+Before = Callable[[ExecutionStatus, dict[str, Any] | None], Awaitable[None]]
 _STORE_RETRY = RetryPolicy(max_s=2.0, deadline_s=STORE_RETRY_S, retry_on=(BackendUnavailableError,))
 
 
@@ -41,12 +46,18 @@ async def finish(
     output: Any = None,
     error: dict[str, Any] | None = None,
     timeout_s: float | None = None,
+    before: Before | None = None,
 ) -> Outcome:
     """Store ``status`` and end the log with its terminal event."""
     try:
         await writer.flush()
     except Exception:
         log.exception("event log of %s incomplete", execution.id)
+    if before is not None:
+        try:
+            await before(status, error)
+        except Exception:
+            log.exception("execution %s: recording its outcome's effects failed", execution.id)
     # Node outputs may hold LangChain messages and other objects: store what the stream sends.
     output = to_jsonable(output)
     if await _store(store, execution, status, output, error) is None:
@@ -59,23 +70,25 @@ async def finish(
     return Outcome.of(status)
 
 
-async def finish_ended(store: Store, writer: EventWriter, execution: Execution, run: asyncio.Task[Any]) -> Outcome:
+async def finish_ended(
+    store: Store, writer: EventWriter, execution: Execution, run: asyncio.Task[Any], before: Before | None = None
+) -> Outcome:
     """Record the outcome of a run that ended by itself: its output, or its failure (a factory's
     or a node's failure is the execution's, not the worker's)."""
     if run.cancelled():
         error = {"type": "CancelledError", "message": "the run was cancelled from inside a node"}
-        return await finish(store, writer, execution, ExecutionStatus.FAILED, error=error)
+        return await finish(store, writer, execution, ExecutionStatus.FAILED, error=error, before=before)
     exc = run.exception()
     if isinstance(exc, FactoryError):
         error = {
             "type": "FactoryError",
             "message": f"workflow {execution.workflow_id} v{execution.workflow_version}: {exc}",
         }
-        return await finish(store, writer, execution, ExecutionStatus.FAILED, error=error)
+        return await finish(store, writer, execution, ExecutionStatus.FAILED, error=error, before=before)
     if exc is not None:
         error = {"type": type(exc).__name__, "message": str(exc)}
-        return await finish(store, writer, execution, ExecutionStatus.FAILED, error=error)
-    return await finish(store, writer, execution, ExecutionStatus.SUCCEEDED, output=run.result())
+        return await finish(store, writer, execution, ExecutionStatus.FAILED, error=error, before=before)
+    return await finish(store, writer, execution, ExecutionStatus.SUCCEEDED, output=run.result(), before=before)
 
 
 async def _store(

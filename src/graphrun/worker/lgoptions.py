@@ -1,46 +1,19 @@
-"""A LangGraph run's options (``execution.options``): what the API stores, what the worker streams
-with. Pure: no I/O, no FastAPI, so that the worker can import it.
+"""How the worker streams a LangGraph run from its options (``execution.options``, design-15).
 
-The API writes the options once, at create time (``langgraph/runs.py``); the worker reads them on
-every attempt (``worker/stream.py``), so everything a later attempt needs to stream the same run
-is in them.
+The API writes the options once, at create time (``langgraph/runs.py``); every attempt reads them
+here, so everything a later attempt needs to stream the same run is in them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from langgraph.types import Command
 
 PROTOCOL = "langgraph"
 
-# The modes a run may ask for, as the SDKs name them. ``messages-tuple`` is LangGraph's ``messages``
-# mode sent as ``[chunk, metadata]``; ``messages`` is the server's own accumulated form. ``events``
-# (astream_events) is not supported: it needs a second kind of stream of the graph.
-SUPPORTED_MODES = ("values", "updates", "messages", "messages-tuple", "custom", "debug", "tasks", "checkpoints")
-DEFAULT_MODES = ["values"]
-
 # Keys of ``configurable`` that graphrun sets for every run: a run's config cannot move them.
 RESERVED_CONFIGURABLE = ("thread_id", "execution_id", "checkpoint_id", "checkpoint_ns", "checkpoint_map")
-
-
-def is_langgraph(options: dict[str, Any] | None) -> bool:
-    return bool(options) and options.get("protocol") == PROTOCOL  # type: ignore[union-attr]
-
-
-def normalise_modes(stream_mode: str | Sequence[str] | None) -> list[str]:
-    """The modes as a list without repeats (order kept); ValueError naming the supported ones for
-    any other."""
-    if stream_mode is None:
-        return list(DEFAULT_MODES)
-    modes = [stream_mode] if isinstance(stream_mode, str) else list(stream_mode)
-    unknown = [m for m in modes if m not in SUPPORTED_MODES]
-    if unknown:
-        raise ValueError(
-            f"unsupported stream mode(s) {', '.join(map(repr, unknown))}; supported: {', '.join(SUPPORTED_MODES)}"
-        )
-    return list(dict.fromkeys(modes)) or list(DEFAULT_MODES)
 
 
 def run_input(options: dict[str, Any]) -> Any:

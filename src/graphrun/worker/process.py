@@ -21,6 +21,7 @@ from taskiq.receiver import Receiver
 from graphrun.aio import cancel_and_wait
 from graphrun.cache import GraphCache, WorkflowChanges
 from graphrun.checkpoint import open_checkpointer
+from graphrun.checkpoint.threads import open_thread_saver
 from graphrun.events.log import EventLog
 from graphrun.looplag import LoopLagMonitor
 from graphrun.redis.batch import CommandBatcher
@@ -63,6 +64,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         batcher = CommandBatcher(redis)
         resources.push_async_callback(batcher.close)
         checkpointer = await resources.enter_async_context(open_checkpointer(settings, redis, batcher=batcher))
+        # LangGraph threads' checkpoints: always SQL, kept until the thread is deleted.
+        thread_saver = await resources.enter_async_context(open_thread_saver(settings))
         broker = make_broker(redis_url, keys, name=ConnectionName.WORKER, batcher=batcher)
 
         async def requeue(execution_id: str) -> None:
@@ -82,6 +85,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             default_timeout_s=settings.execution_timeout_s,
             start_grace_s=settings.start_grace_ms / 1000,
             checkpointer=checkpointer,
+            thread_saver=thread_saver,
         )
         sweeper = Sweeper(
             store,

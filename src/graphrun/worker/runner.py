@@ -40,9 +40,11 @@ from graphrun.redis.cancel import CancelBus
 from graphrun.redis.lease import Leases
 from graphrun.store.base import Execution, ExecutionStatus, Store
 from graphrun.worker.active import ActiveRuns
-from graphrun.worker.finish import finish, finish_ended
+from graphrun.worker.finish import Before, finish, finish_ended
 from graphrun.worker.grace import start_grace
 from graphrun.worker.lease import HeldLease
+from graphrun.worker.lgoptions import PROTOCOL
+from graphrun.worker.lgrun import LangGraphRuns, translator_for
 from graphrun.worker.limits import TimeLimits
 from graphrun.worker.state import ActiveRun, Outcome, Phase
 from graphrun.worker.stream import GraphStreamer
@@ -65,6 +67,7 @@ class ExecutionRunner:
         start_grace_s: float = 0.0,
         checkpointer: BaseCheckpointSaver[Any] | None = None,
         recursion_limit: int = 10_000,
+        thread_saver: BaseCheckpointSaver[Any] | None = None,
     ) -> None:
         self.store = store
         self.events = events
@@ -77,6 +80,10 @@ class ExecutionRunner:
         # Where each run attaches its gate, if the checkpointer orders and fences writes through one.
         saver: object = checkpointer  # (mypy cannot narrow an Optional generic by a mixin)
         self._gates: Gates | None = saver.gates if isinstance(saver, GatedSaver) else None
+        # LangGraph-protocol runs (design-15); those on a thread keep their checkpoints in its saver.
+        self.lg = LangGraphRuns(store, checkpointer, thread_saver, recursion_limit=recursion_limit)
+        threads: object = thread_saver
+        self._thread_gates: Gates | None = threads.gates if isinstance(threads, GatedSaver) else None
         self.active = ActiveRuns(keep_hints=start_grace_s > 0)
         # Runs whose outcome was decided (cancelled, timed out) while their code still ran, e.g. a
         # synchronous node in a thread, which nothing can stop: kept until they end by themselves.
@@ -126,7 +133,11 @@ class ExecutionRunner:
     async def _execute(self, execution_id: str) -> None:
         execution = await self.store.claim_execution(execution_id)
         if execution is None:
-            log.info("execution %s was not queued any more (cancelled or taken); skipped", execution_id)
+            if await self.store.blocked_on_thread(execution_id):
+                # Left queued: the run before it on its thread enqueues it when it ends.
+                log.info("execution %s waits for its thread's turn", execution_id)
+            else:
+                log.info("execution %s was not queued any more (cancelled or taken); skipped", execution_id)
             return
         # Registered before the flag is read: a cancel pushed from now on reaches cancel(), and one
         # pushed earlier has already set the flag (the API sets it before it publishes). The lease
@@ -158,7 +169,10 @@ class ExecutionRunner:
             if outcome is not Outcome.HANDED_OVER and not active.lease_lost:
                 await lease.release()
         if outcome is not Outcome.HANDED_OVER and not active.lease_lost:
-            self.graphs.forget(execution_id)
+            if execution.thread_id is None:
+                self.graphs.forget(execution_id)  # a thread's checkpoints are its state: kept
+            else:
+                await self._next_on_thread(execution.thread_id)
         log.info(
             "execution %s workflow=%s v%s attempt=%s %s in %.1f ms",
             execution_id,
@@ -193,10 +207,18 @@ class ExecutionRunner:
                 attempt=execution.attempt,
             )
         loop = asyncio.get_running_loop()
-        gate = RunGate(writer, lease.fence, fresh=execution.attempt == 1)
-        if (gates := self._gates) is not None:
-            gates.attach(execution.id, gate)
-        translator = StreamTranslator(started=started_tasks, done=done_tasks)
+        # A thread already has checkpoints: only a fresh execution's lookups can be skipped.
+        gate = RunGate(writer, lease.fence, fresh=execution.attempt == 1 and execution.thread_id is None)
+        gates, gate_key = self._gates, execution.id
+        if execution.thread_id is not None:
+            gates, gate_key = self._thread_gates, execution.thread_id
+        if gates is not None:
+            gates.attach(gate_key, gate)
+        lg = execution.options.get("protocol") == PROTOCOL
+        translator: StreamTranslator | Any = (
+            translator_for(execution) if lg else StreamTranslator(started=started_tasks, done=done_tasks)
+        )
+        before = self._thread_recorder(execution) if lg and execution.thread_id is not None else None
         inner = loop.create_task(
             self._run(execution, active, writer, gate, translator), name=f"graphrun-run-{execution.id}"
         )
@@ -216,7 +238,7 @@ class ExecutionRunner:
         writer.seal()
         gate.close()
         if gates is not None:
-            inner.add_done_callback(lambda _: gates.detach(execution.id))
+            inner.add_done_callback(lambda _: gates.detach(gate_key, gate))
         if (
             writer.fenced
             or gate.refused
@@ -232,9 +254,26 @@ class ExecutionRunner:
             inner.cancel()
             self._abandon(execution.id, inner, writer)
             if active.cancelling:
-                return await finish(self.store, writer, execution, ExecutionStatus.CANCELLED)
-            return await finish(self.store, writer, execution, ExecutionStatus.TIMED_OUT, timeout_s=timeout_s)
-        return await finish_ended(self.store, writer, execution, inner)
+                return await finish(self.store, writer, execution, ExecutionStatus.CANCELLED, before=before)
+            return await finish(
+                self.store, writer, execution, ExecutionStatus.TIMED_OUT, timeout_s=timeout_s, before=before
+            )
+        return await finish_ended(self.store, writer, execution, inner, before)
+
+    def _thread_recorder(self, execution: Execution) -> Before:
+        async def record(status: ExecutionStatus, error: dict[str, Any] | None) -> None:
+            await self.lg.record_thread(execution, await self.graphs.graph(execution), status, error)
+
+        return record
+
+    async def _next_on_thread(self, thread_id: str) -> None:
+        """Enqueue the run that waits behind the one that ended (the sweeper's re-queue of long-queued
+        executions is the backstop if this is lost)."""
+        try:
+            if (following := await self.store.next_queued_on_thread(thread_id)) is not None:
+                await self.requeue(following)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("thread %s: its next run not enqueued (%s); the sweeper will", thread_id, exc)
 
     async def _stop_before_start(self, execution: Execution, active: ActiveRun, writer: EventWriter) -> Outcome:
         if active.phase is Phase.CANCELLING:
@@ -270,7 +309,7 @@ class ExecutionRunner:
         task.add_done_callback(ended)
 
     async def _run(
-        self, execution: Execution, active: ActiveRun, writer: EventWriter, gate: RunGate, translator: StreamTranslator
+        self, execution: Execution, active: ActiveRun, writer: EventWriter, gate: RunGate, translator: Any
     ) -> Any:
         graph = await self.graphs.graph(execution)
         # The last look before the first node: a cancel sent the moment the client had the id may
@@ -278,4 +317,6 @@ class ExecutionRunner:
         if execution.attempt == 1 and await self.cancels.requested(execution.id):
             active.cancel()  # decides the outcome; this run is then cancelled
             await asyncio.Event().wait()
-        return await self.graphs.stream(execution, graph, writer, gate, translator)
+        if isinstance(translator, StreamTranslator):
+            return await self.graphs.stream(execution, graph, writer, gate, translator)
+        return await self.lg.stream(execution, graph, writer, gate, translator)

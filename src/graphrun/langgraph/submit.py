@@ -1,0 +1,204 @@
+"""Creating, starting and cancelling runs: what the run routes share (``runs.py``).
+
+What must stay true: a rejected request stores nothing (the assistant, the thread and the
+thread's business are checked before anything is written); a run goes on the one queue only once
+it is stored; a run that waits behind another on its thread is enqueued when that one ends (by its
+worker, or here when it is cancelled before it started).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import Any
+
+from fastapi import BackgroundTasks
+from fastapi.exceptions import RequestValidationError
+
+from graphrun import metrics
+from graphrun.api import executions
+from graphrun.api.state import AppState
+from graphrun.errors import ConflictError, NotFoundError
+from graphrun.langgraph.runbody import MultitaskStrategy, RunCreate
+from graphrun.langgraph.translate import normalise_modes
+from graphrun.redis.queue import enqueue
+from graphrun.store.base import Execution, ExecutionStatus, Workflow, default_assistant_id
+
+log = logging.getLogger("graphrun.api")
+
+# Tasks started here that nobody awaits (delayed enqueues, cancels on disconnect): kept so that
+# they are not collected.
+background_tasks: set[asyncio.Task[Any]] = set()
+
+
+def spawn(coro: Any) -> None:
+    task = asyncio.get_running_loop().create_task(coro)
+    background_tasks.add(task)
+    task.add_done_callback(background_tasks.discard)
+
+
+async def resolve_assistant(state: AppState, assistant_id: str) -> Workflow:
+    """The workflow behind an assistant id, or behind a graph name (its default assistant)."""
+    try:
+        return await state.store.get_workflow_by_assistant(assistant_id)
+    except NotFoundError:
+        pass
+    names = state.registry.names
+    if assistant_id in names:
+        await state.store.ensure_default_assistants([assistant_id])
+        return await state.store.get_workflow_by_assistant(default_assistant_id(assistant_id))
+    raise NotFoundError(
+        f"assistant {assistant_id[:80]!r} not found: give an assistant id or one of the graphs {', '.join(names)}"
+    )
+
+
+async def enqueue_run(state: AppState, execution_id: str) -> None:
+    try:
+        await enqueue(state.broker, execution_id)
+    except Exception as exc:  # noqa: BLE001 - stored: the sweeper queues it
+        log.warning("run %s stored but not queued (%s); the sweeper will queue it", execution_id, exc)
+
+
+def enqueue_later(state: AppState, execution_id: str, delay_s: float) -> None:
+    """Best effort within this process (a restart loses it; the sweeper then queues the run)."""
+
+    async def later() -> None:
+        await asyncio.sleep(delay_s)
+        await enqueue_run(state, execution_id)
+
+    spawn(later())
+
+
+async def cancel_run(state: AppState, execution: Execution) -> Execution:
+    """Cancel one run (the native cancel: flag, push, or queued → cancelled); a run that has ended
+    is left as it is."""
+    with contextlib.suppress(ConflictError):
+        await executions.cancel_execution(execution.id, state)
+    # Runs queued behind it on its thread wait for a run's end to be enqueued: this was one.
+    if (
+        execution.thread_id is not None
+        and execution.status is ExecutionStatus.QUEUED
+        and (following := await state.store.next_queued_on_thread(execution.thread_id)) is not None
+    ):
+        await enqueue_run(state, following)
+    return await state.store.get_execution(execution.id)
+
+
+async def unfinished(state: AppState, thread_id: str | None, statuses: list[ExecutionStatus]) -> list[Execution]:
+    out: list[Execution] = []
+    for status in statuses:
+        cursor = None
+        while True:
+            page = await state.store.list_executions(200, cursor, status=status, thread_id=thread_id)
+            out += page.items
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+    return out
+
+
+def output_of(execution: Execution) -> Any:
+    """What ``/wait`` and ``/join`` answer: the final values, or the failure."""
+    if execution.status is ExecutionStatus.FAILED:
+        error = execution.error or {}
+        return {"__error__": {"error": error.get("type", "Error"), "message": error.get("message", "")}}
+    if execution.status is ExecutionStatus.TIMED_OUT:
+        return {"__error__": {"error": "TimeoutError", "message": "the run timed out"}}
+    return execution.output
+
+
+async def create_run(state: AppState, body: RunCreate, thread_id: str | None) -> Execution:
+    """Check everything, then store the run (and its thread, with ``if_not_exists=create``)."""
+    workflow = await resolve_assistant(state, body.assistant_id)
+    if thread_id is None and body.command is not None:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("body", "command"),
+                    "msg": "a command needs a thread: use /threads/{id}/runs",
+                    "type": "value_error",
+                }
+            ]
+        )
+    create_thread = False
+    if thread_id is not None:
+        try:
+            thread = await state.store.get_thread(thread_id)
+        except NotFoundError:
+            if body.if_not_exists != "create":
+                raise
+            create_thread = True
+        else:
+            if thread.status == "busy":
+                await multitask(state, thread_id, body.multitask_strategy)
+    if create_thread and thread_id is not None:
+        await state.store.create_thread(thread_id, if_exists="do_nothing")
+    config = dict(body.config or {})
+    assistant_config = workflow.config.get("configurable") if isinstance(workflow.config, dict) else None
+    if assistant_config or config.get("configurable"):
+        config["configurable"] = {**(assistant_config or {}), **(config.get("configurable") or {})}
+    options = {
+        "protocol": "langgraph",
+        "assistant_id": workflow.assistant_id,
+        "graph_id": workflow.graph,
+        "input": body.input,
+        "command": body.command.model_dump() if body.command is not None else None,
+        "config": config,
+        "context": {**(workflow.context or {}), **(body.context or {})},
+        "stream_mode": normalise_modes(body.stream_mode),
+        "stream_subgraphs": body.stream_subgraphs,
+        "interrupt_before": body.interrupt_before,
+        "interrupt_after": body.interrupt_after,
+        "checkpoint": body.checkpoint_start() if thread_id is not None else None,
+        "multitask_strategy": body.multitask_strategy,
+        "on_disconnect": body.on_disconnect or ("cancel" if thread_id is None else "continue"),
+        "after_seconds": body.after_seconds,
+        "stream_resumable": body.stream_resumable,
+    }
+    metadata = {**(body.metadata or {}), "graph_id": workflow.graph, "assistant_id": workflow.assistant_id}
+    execution = await state.store.create_execution(
+        workflow.id,
+        body.input if isinstance(body.input, dict) else {},
+        None,
+        execution_id=str(uuid.uuid4()),
+        thread_id=thread_id,
+        metadata=metadata,
+        options=options,
+    )
+    if thread_id is not None:
+        await state.store.stamp_thread_metadata(
+            thread_id, {"graph_id": workflow.graph, "assistant_id": workflow.assistant_id}
+        )
+    metrics.SUBMITTED.inc()
+    return execution
+
+
+async def multitask(state: AppState, thread_id: str, strategy: MultitaskStrategy) -> None:
+    """A run arrives while its thread is busy."""
+    if strategy == "reject":
+        raise ConflictError(f"thread {thread_id} is busy: a run is pending or running", "busy")
+    if strategy in ("interrupt", "rollback"):
+        # The runs before it are cancelled; it runs once they have ended (the thread's order).
+        for execution in await unfinished(state, thread_id, [ExecutionStatus.RUNNING, ExecutionStatus.QUEUED]):
+            await cancel_run(state, execution)
+    # enqueue: it waits its turn behind them.
+
+
+def schedule(state: AppState, execution: Execution, background: BackgroundTasks | None = None) -> None:
+    delay = execution.options.get("after_seconds")
+    if delay:
+        enqueue_later(state, execution.id, float(delay))
+    elif background is not None:
+        # After the answer is on its way, as the native submit: a cancel sent the moment the client
+        # has the id lands before any worker claims the run.
+        background.add_task(enqueue_run, state, execution.id)
+
+
+async def start_now(state: AppState, execution: Execution) -> None:
+    if execution.options.get("after_seconds"):
+        schedule(state, execution)
+        return
+    await enqueue_run(state, execution.id)
+    await state.cancels.followed(execution.id)  # a client follows it: no start grace needed
