@@ -20,6 +20,7 @@ from graphrun.checkpoint.threads import open_thread_saver
 from graphrun.events.hub import StreamHub
 from graphrun.events.log import EventLog
 from graphrun.langgraph import assistants as lg_assistants
+from graphrun.langgraph import runs as lg_runs
 from graphrun.langgraph import state as lg_state
 from graphrun.langgraph import system as lg_system
 from graphrun.langgraph import threads as lg_threads
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if module is system:
             app.include_router(system.public)
         app.include_router(module.router)
+    app.include_router(lg_runs.router)
     app.include_router(lg_system.router)
     app.include_router(lg_assistants.router)
     app.include_router(lg_threads.router)
