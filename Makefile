@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install js-install lint typecheck test fuzz run bench bench-cache bench-cancel bench-e2e bench-store bench-stream clean
+.PHONY: install js-install lint typecheck test fuzz run bench bench-cache bench-cancel bench-e2e bench-store bench-stream clean console test-browser
 
 $(UV):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "graphrun needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -41,6 +41,18 @@ typecheck: install
 
 test: lint typecheck js-install
 	$(VENV)/bin/pytest
+
+# The web console: console/ (React, Vite, @langchain/langgraph-sdk) built into src/graphrun/console/static/,
+# which is committed and ships in the wheel, so neither users nor CI need Node. Rebuilt exactly from
+# console/package-lock.json; run it after changing console/ and commit the result.
+console:
+	npm ci --prefix console --no-audit --no-fund
+	npm run --prefix console build
+
+# The console's tests in headless Chromium (Debian's chromium, driven by Playwright from PyPI; Playwright's
+# own browser download is never used). One process: they share one `graphrun serve` per module.
+test-browser: install
+	GRAPHRUN_BROWSER_TESTS=1 $(VENV)/bin/pytest -n 0 tests/console
 
 # The LangGraph API suite (tests marked `reference`) against LangGraph's own dev server; on first use
 # it installs langgraph-cli[inmem] into bench/.peer-venv, as make bench does, and reuses it afterwards.
@@ -78,4 +90,4 @@ bench-stream: install
 	$(VENV)/bin/python bench/stream.py
 
 clean:
-	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache tests/js/node_modules
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache tests/js/node_modules console/node_modules

@@ -10,7 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from graphrun import __version__
-from graphrun.api import cors, errors, events, executions, openapi, system, workflows
+from graphrun.api import console, cors, errors, events, executions, openapi, system, workflows
 from graphrun.api.auth import Auth
 from graphrun.api.limits import BodyLimit
 from graphrun.api.state import AppState
@@ -106,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(lg_assistants.router)
     app.include_router(lg_threads.router)
     app.include_router(lg_state.router)
+    app.include_router(console.router)  # the web console's files: no key, no data
     app.add_middleware(BodyLimit, max_bytes=settings.max_input_bytes)
     cors.install(app, settings.cors_origins, registry.project.cors)  # last: the outermost layer
     return app

@@ -22,6 +22,7 @@ async def list_executions(
     state: State,
     workflow_id: WorkflowIdFilter = None,
     status: ExecutionStatus | None = None,
+    thread_id: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> ExecutionPage:
@@ -29,7 +30,7 @@ async def list_executions(
         # Names no workflow, so has no executions; the database cannot bind it (beyond 64 bits), so
         # 0, which names none either, stands in: the page is empty and the cursor still checked.
         workflow_id = 0
-    page = await state.store.list_executions(limit, cursor, workflow_id=workflow_id, status=status)
+    page = await state.store.list_executions(limit, cursor, workflow_id=workflow_id, status=status, thread_id=thread_id)
     return ExecutionPage(items=[ExecutionOut.of(e) for e in page.items], next_cursor=page.next_cursor)
 
 

@@ -58,6 +58,8 @@ class ExecutionOut(BaseModel):
     workflow_id: int
     workflow_version: int
     status: str
+    # The LangGraph thread of a run made through the LangGraph API; null for native executions.
+    thread_id: str | None = None
     input: dict[str, Any]
     output: Any
     error: dict[str, Any] | None
