@@ -143,8 +143,16 @@ async def test_interrupt_then_resume_with_a_command(lg: Any) -> None:
     assert events[-1][0] == "values" and events[-1][1]["__interrupt__"][0]["value"] == {"question": "ok?", "n": 1}
     (run,) = await lg.runs.list(thread_id)
     assert run["status"] == "success"  # stopped at an interrupt: a success, as in LangGraph's server
+    thread = await lg.threads.get(thread_id)
+    assert thread["status"] == "interrupted" and thread["values"] == {"n": 1, "log": ["a"]}
+    assert thread["metadata"]["graph_id"] == "approval" and thread["metadata"]["assistant_id"] == run["assistant_id"]
+    ((task_id, pending),) = thread["interrupts"].items()
+    assert pending == [{"id": events[-1][1]["__interrupt__"][0]["id"], "value": {"question": "ok?", "n": 1}}]
+    assert task_id != pending[0]["id"]  # keyed by the task, as LangGraph's server does
     resumed = await collect(lg.runs.stream(thread_id, "approval", command={"resume": "yes"}, stream_mode="values"))
     assert resumed[-1] == ("values", {"n": 1, "log": ["a", "ans:yes"]})
+    thread = await lg.threads.get(thread_id)
+    assert (thread["status"], thread["interrupts"]) == ("idle", {})
 
 
 async def test_cancel_mid_node_with_wait_ends_interrupted(lg: Any) -> None:

@@ -18,13 +18,14 @@ from fastapi import BackgroundTasks
 from fastapi.exceptions import RequestValidationError
 
 from graphrun import metrics
-from graphrun.api import executions
+from graphrun.api.executions import cancel_execution
 from graphrun.api.state import AppState
 from graphrun.errors import ConflictError, NotFoundError
+from graphrun.langgraph.assistants import resolve_assistant
 from graphrun.langgraph.runbody import MultitaskStrategy, RunCreate
 from graphrun.langgraph.translate import normalise_modes
 from graphrun.redis.queue import enqueue
-from graphrun.store.base import Execution, ExecutionStatus, Workflow, default_assistant_id
+from graphrun.store.base import Execution, ExecutionStatus
 
 log = logging.getLogger("graphrun.api")
 
@@ -37,21 +38,6 @@ def spawn(coro: Any) -> None:
     task = asyncio.get_running_loop().create_task(coro)
     background_tasks.add(task)
     task.add_done_callback(background_tasks.discard)
-
-
-async def resolve_assistant(state: AppState, assistant_id: str) -> Workflow:
-    """The workflow behind an assistant id, or behind a graph name (its default assistant)."""
-    try:
-        return await state.store.get_workflow_by_assistant(assistant_id)
-    except NotFoundError:
-        pass
-    names = state.registry.names
-    if assistant_id in names:
-        await state.store.ensure_default_assistants([assistant_id])
-        return await state.store.get_workflow_by_assistant(default_assistant_id(assistant_id))
-    raise NotFoundError(
-        f"assistant {assistant_id[:80]!r} not found: give an assistant id or one of the graphs {', '.join(names)}"
-    )
 
 
 async def enqueue_run(state: AppState, execution_id: str) -> None:
@@ -75,7 +61,7 @@ async def cancel_run(state: AppState, execution: Execution) -> Execution:
     """Cancel one run (the native cancel: flag, push, or queued → cancelled); a run that has ended
     is left as it is."""
     with contextlib.suppress(ConflictError):
-        await executions.cancel_execution(execution.id, state)
+        await cancel_execution(execution.id, state)
     # Runs queued behind it on its thread wait for a run's end to be enqueued: this was one.
     if (
         execution.thread_id is not None
