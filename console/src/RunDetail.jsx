@@ -99,7 +99,7 @@ export function RunDetail({ executionId, workflows }) {
       </h3>
       <ol className="events" data-testid="events">
         {events.map((e, i) => (
-          <li key={e.id ?? `t${i}`} data-testid="event" data-event={e.event} data-id={e.id ?? ""}>
+          <li key={e.id ?? `t${i}`} data-testid="event" data-event={e.event} data-id={e.id ?? ""} data-node={e.data?.node ?? ""}>
             <span className="mono muted">{e.id ?? "—"}</span>
             <span className={`ev ev-${e.event.replace(/[^a-z_]/g, "_")}`}>{e.event}</span>
             {e.data?.node && <span className="node">{e.data.node}</span>}

@@ -5,14 +5,21 @@ import { RunDetail } from "./RunDetail.jsx";
 
 const STATUSES = ["", "queued", "running", "succeeded", "failed", "cancelled", "timed_out", "interrupted"];
 
+// Statuses this server does not know (422): asked once, then counted as none.
+const unknownStatuses = new Set();
+
 // How many executions have a status, counted from one page of 200 (shown as "200+" beyond).
 async function countStatus(status) {
+  if (unknownStatuses.has(status)) return 0;
   try {
     const page = await api(`/executions?status=${status}&limit=200`);
     return page.next_cursor ? `${page.items.length}+` : page.items.length;
   } catch (err) {
     // A server without that status (older native API) answers 422: it has none of them.
-    if (err instanceof ApiError && err.status === 422) return 0;
+    if (err instanceof ApiError && err.status === 422) {
+      unknownStatuses.add(status);
+      return 0;
+    }
     throw err;
   }
 }
