@@ -12,8 +12,8 @@ from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
 from tests.helpers import scaled
+from tests.langgraph.sdk import collect, first_part
 from tests.langgraph.targets import FAST_RECOVERY, Target, dump, fleet, wait_workers_listening
-from tests.langgraph.test_sdk_conformance import collect, first_part
 
 ITEMS = [f"item-{i}" for i in range(1, 6)]
 
