@@ -7,13 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from tests.console.browser import API_KEY, CHROMIUM, CHROMIUM_ARGS, serve, skip_reason
-
-if (reason := skip_reason()) is not None:
-    pytest.skip(reason, allow_module_level=True)
-
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.console.browser import API_KEY, CHROMIUM, CHROMIUM_ARGS, serve
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +37,8 @@ def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 820})
     p = context.new_page()
     errors: list[Any] = []
-    p.on("pageerror", lambda error: errors.append(error))
+    # A lambda, not errors.append: Playwright tags its handlers with an attribute, which a builtin refuses.
+    p.on("pageerror", lambda error: errors.append(error))  # noqa: PLW0108
     yield p
     context.close()
     # An uncaught exception in the page is a bug even when what the test looked at came out right.

@@ -8,9 +8,13 @@ import json
 import time
 
 import httpx
+import pytest
 from playwright.sync_api import Page, expect
 
-from tests.console.browser import API_KEY, screenshot, wait_for
+from tests.console.browser import API_KEY, screenshot, skip_reason, wait_for
+
+if (reason := skip_reason()) is not None:
+    pytest.skip(reason, allow_module_level=True)
 
 TERMINAL = ("complete", "error", "cancelled", "timeout", "interrupt")
 
@@ -58,7 +62,6 @@ def test_chain_run_started_from_the_page_shows_node_events_live(page: Page, serv
     expect(page.get_by_test_id("run-status")).to_have_text("succeeded")
     expect(page.get_by_test_id("run-output")).to_contain_text('"n": 4')
     expect(page.locator(f"[data-testid=run-row][data-id='{execution_id}']")).to_be_visible()
-    screenshot(page, "runs")
 
 
 def test_cancel_makes_a_run_cancelled_within_a_second(page: Page, server: str) -> None:
@@ -79,6 +82,8 @@ def test_a_failed_run_shows_its_error(page: Page, server: str) -> None:
     expect(page.get_by_test_id("run-error")).to_contain_text("RuntimeError")
     expect(page.get_by_test_id("run-error")).to_contain_text("fail_at")
     expect(page.get_by_test_id("run-status")).to_have_text("failed")
+    expect(page.get_by_test_id("run-row")).to_have_count(3)  # this module's three runs so far
+    screenshot(page, "runs")
     # The list's failed filter finds it, and the failed count has it.
     page.get_by_test_id("filter-status").select_option("failed")
     expect(page.locator("[data-testid=run-row][data-status=failed]").first).to_be_visible()
