@@ -22,6 +22,9 @@ from tests.helpers import DroppingProxy, scaled
 from tests.langgraph.sdk import collect, first_part, graphrun_only, names, status_of, tokens, user
 from tests.langgraph.targets import ALL_TARGETS, Target, dump, start
 
+# One xdist worker runs the whole module, so that each server starts once.
+pytestmark = pytest.mark.xdist_group("langgraph-sdk-conformance")
+
 
 @pytest.fixture(scope="module", params=ALL_TARGETS)
 def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
