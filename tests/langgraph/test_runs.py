@@ -158,12 +158,7 @@ async def test_interrupt_then_resume_with_a_command(lg: Any) -> None:
 async def test_cancel_mid_node_with_wait_ends_interrupted(lg: Any) -> None:
     thread_id = str(uuid.uuid4())
     run = await lg.runs.create(thread_id, "steps", input={"delay": 30}, stream_mode="custom", if_not_exists="create")
-    path = f"/threads/{thread_id}/runs/{run['run_id']}/stream"
-
-    async def started() -> bool:
-        return any(e == "custom" for _, e, _ in await _first_events(lg.url, path, 2))
-
-    await wait_until(started, scaled(20), "the first node to start")
+    await _started(lg, thread_id, run["run_id"])
     cancelled = await lg.runs.cancel(thread_id, run["run_id"], wait=True)
     assert cancelled["status"] == "interrupted"
     assert (await lg.runs.get(thread_id, run["run_id"]))["status"] == "interrupted"
@@ -277,3 +272,31 @@ async def test_on_disconnect_cancel_stops_the_run(lg: Any) -> None:
 
     await wait_until(interrupted, scaled(20), "the run to be cancelled")
     await asyncio.sleep(0)
+
+
+async def _started(lg: Any, thread_id: str, run_id: str) -> None:
+    path = f"/threads/{thread_id}/runs/{run_id}/stream"
+
+    async def started() -> bool:
+        return any(e == "custom" for _, e, _ in await _first_events(lg.url, path, 2))
+
+    await wait_until(started, scaled(20), "the first node to start")
+
+
+async def test_rollback_undoes_the_run_and_deletes_it(lg: Any) -> None:
+    thread_id = str(uuid.uuid4())
+    items = [f"item-{i}" for i in range(1, 6)]
+    await lg.runs.wait(thread_id, "steps", input={}, if_not_exists="create")
+    slow = await lg.runs.create(thread_id, "steps", input={"delay": 30}, stream_mode="custom")
+    await _started(lg, thread_id, slow["run_id"])
+    await lg.runs.cancel(thread_id, slow["run_id"], wait=True, action="rollback")
+    with pytest.raises(httpx.HTTPStatusError) as err:
+        await lg.runs.get(thread_id, slow["run_id"])
+    assert err.value.response.status_code == 404
+    assert (await lg.threads.get_state(thread_id))["values"]["items"] == items
+    # The same through multitask_strategy: the new run starts from the state before the one it undid.
+    slow = await lg.runs.create(thread_id, "steps", input={"delay": 30}, stream_mode="custom")
+    await _started(lg, thread_id, slow["run_id"])
+    after = await lg.runs.wait(thread_id, "steps", input={}, multitask_strategy="rollback")
+    assert after["items"] == items * 2
+    assert [r["status"] for r in await lg.runs.list(thread_id)] == ["success", "success"]

@@ -218,11 +218,17 @@ async def cancel_run(
     action: Annotated[str, Query(pattern="^(interrupt|rollback)$")] = "interrupt",
 ) -> RunOut:
     execution = await submit.cancel_run(state, await _thread_run(state, thread_id, run_id))
+    if action == "rollback":
+        if not wait:
+            submit.spawn(submit.rollback_run(state, execution))
+            return RunOut.of(execution)
+        ended = await wait_ended(state, execution)
+        await submit.rollback_run(state, ended)
+        response.status_code = 200
+        return RunOut.of(ended)
     if wait:
         execution = await wait_ended(state, execution)
         response.status_code = 200
-    if action == "rollback" and execution.status.finished:
-        await state.store.delete_execution(run_id)
     return RunOut.of(execution)
 
 
@@ -300,5 +306,7 @@ async def cancel_runs(
         )
     for execution in targets:
         if not execution.status.finished:
-            await submit.cancel_run(state, execution)
+            cancelled = await submit.cancel_run(state, execution)
+            if action == "rollback":
+                submit.spawn(submit.rollback_run(state, cancelled))
     return Response(status_code=204)

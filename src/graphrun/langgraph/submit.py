@@ -12,10 +12,11 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from fastapi import BackgroundTasks
 from fastapi.exceptions import RequestValidationError
+from langchain_core.runnables import RunnableConfig
 
 from graphrun import metrics
 from graphrun.api.executions import cancel_execution
@@ -23,6 +24,8 @@ from graphrun.api.state import AppState
 from graphrun.errors import ConflictError, NotFoundError
 from graphrun.langgraph.assistants import resolve_assistant
 from graphrun.langgraph.runbody import MultitaskStrategy, RunCreate
+from graphrun.langgraph.state import record_thread_state, thread_config, thread_graph
+from graphrun.langgraph.stream import wait_ended
 from graphrun.langgraph.translate import normalise_modes
 from graphrun.redis.queue import enqueue
 from graphrun.store.base import Execution, ExecutionStatus
@@ -166,10 +169,34 @@ async def multitask(state: AppState, thread_id: str, strategy: MultitaskStrategy
     if strategy == "reject":
         raise ConflictError(f"thread {thread_id} is busy: a run is pending or running", "busy")
     if strategy in ("interrupt", "rollback"):
-        # The runs before it are cancelled; it runs once they have ended (the thread's order).
+        # The runs before it are cancelled; it runs once they have ended (the thread's order). A
+        # rollback also undoes them before the new run is stored, so that it starts from there.
         for execution in await unfinished(state, thread_id, [ExecutionStatus.RUNNING, ExecutionStatus.QUEUED]):
-            await cancel_run(state, execution)
+            cancelled = await cancel_run(state, execution)
+            if strategy == "rollback":
+                await rollback_run(state, cancelled)
     # enqueue: it waits its turn behind them.
+
+
+async def rollback_run(state: AppState, execution: Execution) -> None:
+    """Once the cancelled run has ended: its thread's state goes back to what it was before the run
+    (the head becomes a copy of the checkpoint the run started from; the run's own checkpoints stay
+    in the history), and the run is deleted, as LangGraph's server does."""
+    ended = await wait_ended(state, execution)
+    thread_id = ended.thread_id
+    if thread_id is not None:
+        oldest = None
+        config = cast(RunnableConfig, thread_config(thread_id))
+        async for item in state.thread_saver.alist(config, filter={"run_id": ended.id}):
+            oldest = item  # newest first: the last one is the run's first checkpoint
+        graph = await thread_graph(state, await state.store.get_thread(thread_id))
+        if oldest is not None and graph is not None:
+            if oldest.parent_config is None:  # the thread had no state before this run
+                await state.thread_saver.adelete_thread(thread_id)
+            else:
+                await graph.aupdate_state(oldest.parent_config, None, as_node="__copy__")
+            await record_thread_state(state, thread_id, graph)
+    await state.store.delete_execution(ended.id)
 
 
 def schedule(state: AppState, execution: Execution, background: BackgroundTasks | None = None) -> None:
