@@ -142,7 +142,7 @@ async def create_run(state: AppState, body: RunCreate, thread_id: str | None) ->
         "interrupt_after": body.interrupt_after,
         "checkpoint": body.checkpoint_start() if thread_id is not None else None,
         "multitask_strategy": body.multitask_strategy,
-        "on_disconnect": body.on_disconnect or ("cancel" if thread_id is None else "continue"),
+        "on_disconnect": body.on_disconnect or "continue",
         "after_seconds": body.after_seconds,
         "stream_resumable": body.stream_resumable,
     }
