@@ -37,7 +37,7 @@ export function Chat({ assistantId, threadId }) {
         ? client.threads.search({ metadata: { graph_id: graphId }, limit: 30, sortBy: "updated_at", sortOrder: "desc" })
         : [],
     2000,
-    [graphId],
+    [graphId, threadId], // a thread just made shows up at once
   );
   useEffect(() => {
     document.title = "Chat · graphrun";

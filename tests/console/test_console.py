@@ -187,6 +187,11 @@ def test_approval_question_then_approve_resumes_to_completion(page: Page, server
     expect(page.locator("[data-testid=msg-ai] .text")).to_have_text("Approved: deploy v2. Done.", timeout=15_000)
     expect(page.get_by_test_id("interrupt")).to_have_count(0)
     wait_for(lambda: httpx.get(f"{server}/threads/{thread_id}").json()["status"] == "idle")
+    # Both runs of the thread (the question, then the resume) in the Runs view, filtered by thread.
+    page.goto(f"{server}/console/#/runs")
+    page.get_by_test_id("filter-thread").fill(thread_id)
+    expect(page.get_by_test_id("run-row")).to_have_count(2)
+    expect(page.locator("[data-testid=run-row][data-status=succeeded]")).to_have_count(2)
 
 
 def test_stop_during_an_answer_leaves_the_run_interrupted_on_the_server(page: Page, server: str) -> None:
