@@ -127,9 +127,12 @@ async def test_execution_counters(client: httpx.AsyncClient) -> None:
         await read_events(client, (await submit(client, fast["id"]))["execution_id"])
     slow = await chain_workflow(client, steps=2, delay_s=60)
     sub = await submit(client, slow["id"])
-    await wait_status(client, sub["execution_id"], "running")
-    assert await sample(client, "graphrun_executions_running") == 1
-    await client.post(f"/executions/{sub['execution_id']}/cancel")
+    try:
+        # Counted once the worker holds its lease, a round trip after the claim that the status shows.
+        await wait_sample(client, "graphrun_executions_running", 1)
+    finally:
+        # Not left for the worker's shutdown, which would wait for it.
+        await client.post(f"/executions/{sub['execution_id']}/cancel")
     await wait_status(client, sub["execution_id"], "cancelled")
     assert await sample(client, "graphrun_executions_submitted_total") == submitted + 4
     assert await sample(client, "graphrun_executions_total", status="succeeded") == succeeded + 3
