@@ -75,11 +75,13 @@ async def raw_stream(url: str, path: str, *, headers: dict[str, str] | None = No
 
 
 async def test_each_stream_mode(lg: Any) -> None:
-    modes = ["values", "updates", "messages-tuple", "custom", "debug", "tasks", "checkpoints"]
+    modes = ["values", "updates", "messages-tuple", "custom", "debug", "tasks", "checkpoints", "events"]
     events = await collect(lg.runs.stream(None, "chat", input=user("hi"), stream_mode=modes))
     names = [name for name, _ in events]
     assert names[0] == "metadata" and names[-1] != "error"
-    assert set(names) >= {"metadata", "values", "updates", "messages", "custom", "debug", "tasks"}
+    assert set(names) >= {"metadata", "values", "updates", "messages", "custom", "debug", "tasks", "events"}
+    kinds = [data["event"] for name, data in events if name == "events"]
+    assert kinds[0] == "on_chain_start" and "on_chat_model_stream" in kinds
     tokens = "".join(chunk["content"] for name, (chunk, _) in ((n, d) for n, d in events if n == "messages") if chunk)
     assert tokens.startswith("turn 1: hi")
     partials = await collect(lg.runs.stream(None, "chat", input=user("hi"), stream_mode="messages"))
@@ -217,7 +219,7 @@ async def test_client_mistakes(lg: Any) -> None:
     async with http:
         r = await http.post("/runs", json={"assistant_id": "nope", "input": {}})
         assert r.status_code == 404 and "chat" in r.json()["detail"]
-        r = await http.post("/runs/stream", json={"assistant_id": "chat", "stream_mode": ["events"]})
+        r = await http.post("/runs/stream", json={"assistant_id": "chat", "stream_mode": ["bogus"]})
         assert r.status_code == 422 and "messages-tuple" in json.dumps(r.json())
         r = await http.post(
             f"/threads/{uuid.uuid4()}/runs",

@@ -221,10 +221,32 @@ def test_stream_modes_are_normalised_and_unknown_ones_named() -> None:
     assert normalise_modes("updates") == ["updates"]
     assert normalise_modes(["values", "messages-tuple", "values"]) == ["values", "messages-tuple"]
     with pytest.raises(ValueError, match="supported: " + ", ".join(SUPPORTED_MODES)):
-        normalise_modes(["values", "events"])
+        normalise_modes(["values", "bogus"])
 
 
 def test_graphrun_always_streams_tasks_and_values() -> None:
     assert LangGraphTranslator(["messages-tuple"]).modes == ("tasks", "values", "messages")
     started = LangGraphTranslator(["values"]).feed((), "tasks", {"id": "t1", "name": "a", "input": {}})
     assert (started.events, started.started) == ((), "t1")
+
+
+async def test_events_mode_streams_astream_events_beside_the_other_modes() -> None:
+    """As the worker does with ``events``: astream_events, the root run's chunks through feed()."""
+    translator = LangGraphTranslator(["events", "values"])
+    run_id = "7f1d3f8e-3c4b-4a7e-9d2c-6b8e0f4a1c27"
+    out: list[Event] = []
+    config: Any = {"run_id": run_id}
+    async for event in chat().astream_events(
+        {"messages": [HumanMessage("hi")]}, config, version="v2", stream_mode=list(translator.modes)
+    ):
+        if event["event"] == "on_chain_stream" and event["run_id"] == run_id:
+            mode, chunk = event["data"]["chunk"]
+            out += [(n, json.loads(t)) for n, t in translator.feed((), mode, chunk).events]
+        elif (item := translator.event(event)) is not None:
+            out.append((item[0], json.loads(item[1])))
+    kinds = [data["event"] for name, data in out if name == "events"]
+    assert kinds[0] == "on_chain_start" and out[0][1]["run_id"] == run_id
+    assert "on_chat_model_stream" in kinds and kinds[-1] == "on_chain_end"
+    tokens = [d["data"]["chunk"]["content"] for n, d in out if n == "events" and d["event"] == "on_chat_model_stream"]
+    assert "".join(tokens) == "hello there friend"
+    assert [data["messages"][-1]["content"] for name, data in out if name == "values"][-1] == "whole answer"

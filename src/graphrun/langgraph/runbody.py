@@ -13,8 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_valid
 from graphrun.langgraph.serde import run_status
 from graphrun.store.base import Execution
 
-StreamModeName = Literal["values", "updates", "messages", "messages-tuple", "custom", "debug", "tasks", "checkpoints"]
-"""The supported modes (``translate.SUPPORTED_MODES``); ``events`` is not one (docs/langgraph.md)."""
+StreamModeName = Literal[
+    "values", "updates", "messages", "messages-tuple", "custom", "debug", "tasks", "checkpoints", "events"
+]
+"""The supported modes (``translate.SUPPORTED_MODES``)."""
 
 RunStatusName = Literal["pending", "running", "success", "error", "timeout", "interrupted"]
 

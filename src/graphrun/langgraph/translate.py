@@ -33,9 +33,19 @@ from langgraph.types import StreamMode
 from graphrun.langgraph.serde import dumps
 
 # The modes a run may ask for, as the SDKs name them. ``messages-tuple`` is LangGraph's ``messages``
-# mode sent as ``[chunk, metadata]``; ``messages`` is the server's own accumulated form. ``events``
-# (astream_events) is not supported: it needs a second kind of stream of the graph.
-SUPPORTED_MODES = ("values", "updates", "messages", "messages-tuple", "custom", "debug", "tasks", "checkpoints")
+# mode sent as ``[chunk, metadata]``; ``messages`` is the server's own accumulated form; ``events``
+# are LangChain's ``astream_events`` (v2), which the worker then streams instead of ``astream``.
+SUPPORTED_MODES = (
+    "values",
+    "updates",
+    "messages",
+    "messages-tuple",
+    "custom",
+    "debug",
+    "tasks",
+    "checkpoints",
+    "events",
+)
 DEFAULT_MODES = ["values"]
 
 # What graphrun needs whatever the run asked for: tasks (the checkpoint gate), values (the output).
@@ -52,6 +62,8 @@ _SOURCE: dict[str, StreamMode] = {
     "tasks": "tasks",
     "checkpoints": "checkpoints",
 }
+# Not a mode of ``astream``: the callback events around it.
+_EVENTS = "events"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +82,16 @@ class LangGraphTranslator:
     """Translates the chunks of one LangGraph run, in order."""
 
     def __init__(self, stream_mode: Sequence[str], *, subgraphs: bool = False) -> None:
-        unknown = [m for m in stream_mode if m not in _SOURCE]
+        unknown = [m for m in stream_mode if m not in _SOURCE and m != _EVENTS]
         if unknown:
             raise ValueError(f"unsupported stream mode(s): {', '.join(unknown)}")
         self.requested = frozenset(stream_mode)
         self.subgraphs = subgraphs
-        self.modes: tuple[StreamMode, ...] = tuple(dict.fromkeys([*_OWN_MODES, *(_SOURCE[m] for m in stream_mode)]))
+        sources = [_SOURCE[m] for m in stream_mode if m != _EVENTS]
+        self.modes: tuple[StreamMode, ...] = tuple(dict.fromkeys([*_OWN_MODES, *sources]))
+        # Streamed with ``astream_events``: each chunk of ``astream`` arrives as the root run's
+        # ``on_chain_stream`` event (fed to :meth:`feed`), every other event goes to :meth:`event`.
+        self.events = _EVENTS in self.requested
         self._tuple = "messages-tuple" in self.requested
         # Both asked for: the server sends the tuple form only.
         self._accumulate = "messages" in self.requested and not self._tuple
@@ -114,6 +130,13 @@ class LangGraphTranslator:
         if not events and started is None and ended is None:
             return _NOTHING
         return LgTranslated(events, started, ended)
+
+    def event(self, event: dict[str, Any]) -> tuple[str, str] | None:
+        """An ``astream_events`` event that is not one of the root run's chunks: event ``events``
+        with the event as data; None for the ones LangChain hides from tracing."""
+        if "langsmith:hidden" in (event.get("tags") or ()):
+            return None
+        return (_EVENTS, dumps(event))
 
     def _messages(self, chunk: tuple[BaseMessage, dict[str, Any]], suffix: str) -> tuple[tuple[str, str], ...]:
         message, metadata = chunk

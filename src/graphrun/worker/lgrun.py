@@ -16,6 +16,7 @@ What must stay true:
 from __future__ import annotations
 
 import logging
+import uuid
 import weakref
 from typing import Any
 
@@ -108,16 +109,30 @@ class LangGraphRuns:
         }
         if options.get("context"):
             kwargs["context"] = options["context"]
+        if translator.events:
+            # The root run's id, so that its ``on_chain_stream`` events (astream's chunks) are told
+            # from every other event, and the events carry the run's id as the server's do.
+            config["run_id"] = uuid.UUID(execution.id)
+            async for event in graph.astream_events(graph_input, config, version="v2", **kwargs):
+                if event["event"] == "on_chain_stream" and event.get("run_id") == execution.id:
+                    self._chunk(event["data"]["chunk"], writer, gate, translator)
+                elif (out := translator.event(event)) is not None:
+                    writer.emit_raw(LG_PREFIX + out[0], out[1])
+            return translator.final
         async for item in graph.astream(graph_input, config, **kwargs):
-            namespace, mode, chunk = item if translator.subgraphs else ((), *item)
-            out = translator.feed(namespace, mode, chunk)
-            if out.started is not None:
-                gate.task_started(out.started)
-            for name, data in out.events:
-                writer.emit_raw(LG_PREFIX + name, data)
-            if out.ended is not None:
-                gate.result_seen(out.ended)
+            self._chunk(item, writer, gate, translator)
         return translator.final
+
+    @staticmethod
+    def _chunk(item: Any, writer: EventWriter, gate: RunGate, translator: LangGraphTranslator) -> None:
+        namespace, mode, chunk = item if translator.subgraphs else ((), *item)
+        out = translator.feed(namespace, mode, chunk)
+        if out.started is not None:
+            gate.task_started(out.started)
+        for name, data in out.events:
+            writer.emit_raw(LG_PREFIX + name, data)
+        if out.ended is not None:
+            gate.result_seen(out.ended)  # its checkpoint writes may go now (after its events)
 
     async def record_thread(
         self, execution: Execution, graph: Any, status: ExecutionStatus, error: dict[str, Any] | None
