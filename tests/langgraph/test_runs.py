@@ -302,3 +302,32 @@ async def test_rollback_undoes_the_run_and_deletes_it(lg: Any) -> None:
     after = await lg.runs.wait(thread_id, "steps", input={}, multitask_strategy="rollback")
     assert after["items"] == items * 2
     assert [r["status"] for r in await lg.runs.list(thread_id)] == ["success", "success"]
+
+
+async def test_a_failing_run_streams_error_then_end_and_wait_answers_the_error(lg: Any) -> None:
+    body = {"assistant_id": "steps", "input": {"delay": "soon"}, "stream_mode": "updates"}
+    async with httpx.AsyncClient(base_url=lg.url, timeout=60) as http:
+        async with http.stream("POST", "/runs/stream", json=body) as r:
+            text = (await r.aread()).decode()
+        blocks = [dict(line.split(": ", 1) for line in b.splitlines()) for b in text.split("\n\n") if b.strip()]
+        named = [(b["event"], b["data"]) for b in blocks if "event" in b]
+        assert named[-1] == ("end", "null")
+        assert named[-2][0] == "error" and json.loads(named[-2][1])["error"] == "TypeError"
+        assert blocks[-1]["id"] == blocks[-2]["id"]  # both stand for the log's terminal entry
+        waited = (await http.post("/runs/wait", json=body)).json()
+        assert waited["__error__"]["error"] == "TypeError"
+
+
+async def test_heartbeats_while_a_node_runs(lg: Any) -> None:
+    thread_id = str(uuid.uuid4())
+    run = await lg.runs.create(thread_id, "steps", input={"delay": 30}, if_not_exists="create")
+    path = f"/threads/{thread_id}/runs/{run['run_id']}/stream"
+
+    async def heartbeat() -> None:
+        async with httpx.AsyncClient(base_url=lg.url, timeout=60) as http, http.stream("GET", path) as r:
+            async for line in r.aiter_lines():
+                if line == ": heartbeat":
+                    return
+
+    await asyncio.wait_for(heartbeat(), scaled(8))
+    await lg.runs.cancel(thread_id, run["run_id"], wait=True)
