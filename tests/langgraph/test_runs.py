@@ -273,7 +273,6 @@ async def test_on_disconnect_cancel_stops_the_run(lg: Any) -> None:
         return (await lg.runs.get(thread_id, run_id))["status"] == "interrupted"
 
     await wait_until(interrupted, scaled(20), "the run to be cancelled")
-    await asyncio.sleep(0)
 
 
 async def _started(lg: Any, thread_id: str, run_id: str) -> None:

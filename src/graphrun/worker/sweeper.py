@@ -105,6 +105,8 @@ class Sweeper:
             lost += 1
             if execution.attempt >= self.max_attempts:
                 await self._give_up(execution.id, execution.attempt)
+                if execution.thread_id is not None:
+                    await self._thread_after_give_up(execution.thread_id, execution.id)
             elif await self.store.requeue_execution(execution.id, execution.attempt) is not None:
                 log.warning(
                     "execution %s lost its worker (attempt %s); taking it over", execution.id, execution.attempt
@@ -139,6 +141,22 @@ class Sweeper:
             if len(chunk) < step:
                 return ids
         return None
+
+    async def _thread_after_give_up(self, thread_id: str, execution_id: str) -> None:
+        """A LangGraph thread whose run was given up: ``error`` (its values as last recorded), and
+        its next run enqueued, as the worker would have done at the run's end."""
+        try:
+            ended = await self.store.get_execution(execution_id)
+            if ended.status is not ExecutionStatus.FAILED:
+                return
+            thread = await self.store.get_thread(thread_id)
+            await self.store.set_thread_state(
+                thread_id, status="error", values=thread.values, interrupts={}, error=ended.error
+            )
+            if (following := await self.store.next_queued_on_thread(thread_id)) is not None:
+                await self.enqueue(following)
+        except Exception as exc:  # noqa: BLE001 - the re-queue of long-queued executions is the backstop
+            log.warning("thread %s: not updated after its run %s was given up (%s)", thread_id, execution_id, exc)
 
     async def _give_up(self, execution_id: str, attempt: int) -> None:
         # Take the lease with the same attempt so that this failure is the only write that lands.
