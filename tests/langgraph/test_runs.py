@@ -330,3 +330,16 @@ async def test_heartbeats_while_a_node_runs(lg: Any) -> None:
 
     await asyncio.wait_for(heartbeat(), scaled(8))
     await lg.runs.cancel(thread_id, run["run_id"], wait=True)
+
+
+async def test_a_run_starts_from_the_checkpoint_it_names(lg: Any) -> None:
+    thread_id = str(uuid.uuid4())
+    await lg.runs.wait(thread_id, "chat", input=user("one"), if_not_exists="create")
+    after_one = (await lg.threads.get_state(thread_id))["checkpoint"]
+    await lg.runs.wait(thread_id, "chat", input=user("two"))
+    # A fork from the state after the first turn, as agent-chat-ui sends it (edit and resend).
+    forked = await lg.runs.wait(thread_id, "chat", input=user("other"), checkpoint=after_one)
+    assert [m["content"] for m in forked["messages"]] == ["one", "turn 1: one", "other", "turn 2: one | other"]
+    # The same given as checkpoint_id.
+    again = await lg.runs.wait(thread_id, "chat", input=user("again"), checkpoint_id=after_one["checkpoint_id"])
+    assert [m["content"] for m in again["messages"]][-1] == "turn 2: one | again"
