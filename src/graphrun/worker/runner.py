@@ -36,6 +36,7 @@ from graphrun.checkpoint.gate import GatedSaver, Gates, RunGate
 from graphrun.errors import FencedError
 from graphrun.events.log import EventLog, EventWriter
 from graphrun.events.model import EventKind
+from graphrun.langgraph.translate import LangGraphTranslator
 from graphrun.redis.cancel import CancelBus
 from graphrun.redis.lease import Leases
 from graphrun.store.base import Execution, ExecutionStatus, Store
@@ -215,7 +216,7 @@ class ExecutionRunner:
         if gates is not None:
             gates.attach(gate_key, gate)
         lg = execution.options.get("protocol") == PROTOCOL
-        translator: StreamTranslator | Any = (
+        translator: StreamTranslator | LangGraphTranslator = (
             translator_for(execution) if lg else StreamTranslator(started=started_tasks, done=done_tasks)
         )
         before = self._thread_recorder(execution) if lg and execution.thread_id is not None else None
@@ -309,7 +310,12 @@ class ExecutionRunner:
         task.add_done_callback(ended)
 
     async def _run(
-        self, execution: Execution, active: ActiveRun, writer: EventWriter, gate: RunGate, translator: Any
+        self,
+        execution: Execution,
+        active: ActiveRun,
+        writer: EventWriter,
+        gate: RunGate,
+        translator: StreamTranslator | LangGraphTranslator,
     ) -> Any:
         graph = await self.graphs.graph(execution)
         # The last look before the first node: a cancel sent the moment the client had the id may
