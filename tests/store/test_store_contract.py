@@ -351,6 +351,45 @@ async def test_concurrent_claims_on_one_thread_one_wins(store: SQLStore) -> None
     assert [r.id for r in won] == [made[0].id]
 
 
+async def test_only_if_idle_admits_exactly_one_of_concurrent_creates(store: SQLStore) -> None:
+    """LangGraph's `reject`: of runs created at once on an idle thread, one is stored; the others
+    are refused as busy and store nothing. The check and the insert are one locked step, so several
+    API processes cannot all see the thread idle."""
+    wf = await store.create_workflow("w", "chain", {})
+    t = await store.create_thread()
+
+    async def create() -> str | None:
+        try:
+            return (await store.create_execution(wf.id, {}, None, thread_id=t.thread_id, only_if_idle=True)).id
+        except ConflictError as exc:
+            assert exc.status == "busy"
+            return None
+
+    results = await asyncio.gather(*(create() for _ in range(10)))
+    accepted = [r for r in results if r is not None]
+    assert len(accepted) == 1, results
+    page = await store.list_executions(100, None, thread_id=t.thread_id)
+    assert [e.id for e in page.items] == accepted
+    # Busy while it is queued; idle again once it has ended.
+    with pytest.raises(ConflictError):
+        await store.create_execution(wf.id, {}, None, thread_id=t.thread_id, only_if_idle=True)
+    await store.cancel_queued(accepted[0])
+    await store.create_execution(wf.id, {}, None, thread_id=t.thread_id, only_if_idle=True)
+    with pytest.raises(NotFoundError):
+        await store.create_execution(wf.id, {}, None, thread_id=str(uuid.uuid4()))
+
+
+async def test_concurrent_creates_on_a_thread_are_ordered_as_stored(store: SQLStore) -> None:
+    """Runs created at once on one thread get created_at in the order the store took them: the
+    thread's order (claims follow created_at) is the order they exist in."""
+    wf = await store.create_workflow("w", "chain", {})
+    t = await store.create_thread()
+    made = await asyncio.gather(*(store.create_execution(wf.id, {}, None, thread_id=t.thread_id) for _ in range(20)))
+    by_time = sorted(made, key=lambda e: (e.created_at, e.id))
+    assert await store.next_queued_on_thread(t.thread_id) == by_time[0].id
+    assert len({e.created_at for e in made}) == 20, "each took the lock in turn"
+
+
 async def test_metadata_filters_take_any_key(store: SQLStore) -> None:
     odd = {'we"ird.key': [1, {"a": None}], "n": None}
     t = await store.create_thread(metadata=odd)

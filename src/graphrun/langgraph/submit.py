@@ -155,6 +155,8 @@ async def create_run(state: AppState, body: RunCreate, thread_id: str | None) ->
         thread_id=thread_id,
         metadata=metadata,
         options=options,
+        # The check above is only the fast answer: this one, under the thread's lock, is the rule.
+        only_if_idle=thread_id is not None and body.multitask_strategy == "reject",
     )
     if thread_id is not None:
         await state.store.stamp_thread_metadata(

@@ -174,6 +174,7 @@ class SQLStore:
         thread_id: str | None = None,
         metadata: dict[str, Any] | None = None,
         options: dict[str, Any] | None = None,
+        only_if_idle: bool = False,
     ) -> Execution:
         return await self._write(
             q.create_execution,
@@ -184,6 +185,7 @@ class SQLStore:
             thread_id=thread_id,
             metadata=metadata,
             options=options,
+            only_if_idle=only_if_idle,
         )
 
     async def delete_execution(self, execution_id: str) -> None:

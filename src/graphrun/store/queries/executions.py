@@ -8,10 +8,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.dml import ReturningUpdate
 
-from graphrun.errors import NotFoundError, StoreError
+from graphrun.errors import ConflictError, NotFoundError, StoreError
 from graphrun.store.base import Execution, ExecutionStatus, Page
 from graphrun.store.queries.common import decode_cursor, encode_cursor, execution_row, new_execution_id, utcnow
-from graphrun.store.schema import JSONType, UTCDateTime, executions, workflows
+from graphrun.store.schema import JSONType, UTCDateTime, executions, threads, workflows
 
 # Every writing operation writes first: see graphrun.store.queries.common.
 
@@ -51,6 +51,20 @@ _CREATE_EXECUTION = (
     )
     .returning(*executions.c)
 )
+# A run on a thread is stored under its thread row's lock (this UPDATE is the transaction's first
+# statement: a row lock on PostgreSQL, the write lock on SQLite). So the runs of one thread are
+# stored one at a time, whatever the number of API processes: the busy check of `reject` cannot be
+# passed by two at once, and created_at (read after the lock) follows the order they were stored in.
+_LOCK_THREAD = (
+    threads.update()
+    .where(threads.c.thread_id == sa.bindparam("thread"))
+    .values(updated_at=sa.bindparam("now", type_=UTCDateTime))
+    .returning(threads.c.thread_id)
+)
+_THREAD_ACTIVE = sa.select(executions.c.id).where(
+    executions.c.thread_id == sa.bindparam("thread"),
+    executions.c.status.in_((ExecutionStatus.QUEUED.value, ExecutionStatus.RUNNING.value)),
+)
 _GET_EXECUTION = sa.select(executions).where(executions.c.id == sa.bindparam("execution_id"))
 _DELETE_EXECUTION = executions.delete().where(executions.c.id == sa.bindparam("execution_id"))
 
@@ -65,7 +79,16 @@ def create_execution(
     thread_id: str | None = None,
     metadata: dict[str, Any] | None = None,
     options: dict[str, Any] | None = None,
+    only_if_idle: bool = False,
 ) -> Execution:
+    """``only_if_idle``: refuse (ConflictError "busy") when a run of the thread is queued or running."""
+    if thread_id is not None:
+        if conn.execute(_LOCK_THREAD, {"thread": thread_id, "now": utcnow()}).first() is None:
+            raise NotFoundError(f"thread {thread_id} not found")
+        if only_if_idle and conn.execute(_THREAD_ACTIVE.limit(1), {"thread": thread_id}).first() is not None:
+            raise ConflictError(f"thread {thread_id} is busy: a run is pending or running", "busy")
+    elif only_if_idle:
+        raise ValueError("only_if_idle needs a thread")
     params = {
         "new_id": execution_id or new_execution_id(),
         "workflow_id": workflow_id,
