@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from httpx_sse import aconnect_sse
 
-TERMINAL = frozenset({"complete", "error", "cancelled", "timeout"})
+TERMINAL = frozenset({"complete", "error", "cancelled", "timeout", "interrupt"})
 RETRYABLE = frozenset({502, 503, 504})
 
 
@@ -120,6 +120,11 @@ class GraphrunClient:
 
     async def cancel(self, execution_id: str) -> dict[str, Any]:
         result: dict[str, Any] = await self._call("POST", f"/executions/{execution_id}/cancel")
+        return result
+
+    async def resume(self, execution_id: str, resume: Any) -> dict[str, Any]:
+        """Continue an interrupted execution with ``resume``: the new execution (as a submit's)."""
+        result: dict[str, Any] = await self._call("POST", f"/executions/{execution_id}/resume", json={"resume": resume})
         return result
 
     async def events(

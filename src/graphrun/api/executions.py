@@ -1,15 +1,16 @@
-"""Reading executions, and cancelling them."""
+"""Reading executions, cancelling them, and resuming an interrupted one."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 
 from graphrun import metrics
-from graphrun.api.openapi import CANCEL, LIST, READ, ExecutionId, WorkflowIdFilter, workflow_id_in_range
-from graphrun.api.schemas import ExecutionOut, ExecutionPage
+from graphrun.api.openapi import CANCEL, LIST, READ, RESUME, ExecutionId, WorkflowIdFilter, workflow_id_in_range
+from graphrun.api.schemas import ExecutionOut, ExecutionPage, ExecutionResume, Submitted
 from graphrun.api.state import State, require_key
+from graphrun.api.workflows import submitted
 from graphrun.errors import ConflictError, NotFoundError
 from graphrun.events.terminal import terminal_event
 from graphrun.store.base import ExecutionStatus
@@ -53,6 +54,18 @@ async def cancel_execution(execution_id: ExecutionId, state: State) -> Execution
         raise
     if execution.status.finished:
         await state.cancels.withdraw(execution_id)
+        if execution.status is ExecutionStatus.INTERRUPTED:
+            # Nothing runs it: the compare-and-set alone decides, against a concurrent resume. Its
+            # log keeps its `interrupt` event; it can no longer be resumed.
+            if (cancelled := await state.store.cancel_interrupted(execution_id)) is not None:
+                metrics.EXECUTIONS.labels(ExecutionStatus.CANCELLED.value).inc()
+                return ExecutionOut.of(cancelled)
+            execution = await state.store.get_execution(execution_id)
+            if execution.resumed_by is not None:
+                raise ConflictError(
+                    f"execution {execution_id} was resumed (by {execution.resumed_by}): cancel that one",
+                    execution.status,
+                )
         if execution.status is ExecutionStatus.CANCELLED:
             return ExecutionOut.of(execution)  # cancelling twice is harmless
         raise ConflictError(f"execution {execution_id} already finished: {execution.status}", execution.status)
@@ -68,3 +81,13 @@ async def cancel_execution(execution_id: ExecutionId, state: State) -> Execution
             return ExecutionOut.of(cancelled)
         execution = await state.store.get_execution(execution_id)  # claimed meanwhile: it stops at once
     return ExecutionOut.of(execution)
+
+
+@router.post("/{execution_id}/resume", status_code=202, response_model=Submitted, responses=RESUME)
+async def resume_execution(
+    execution_id: ExecutionId, body: ExecutionResume, state: State, request: Request, background: BackgroundTasks
+) -> Submitted:
+    """A new execution, pinned to the same workflow version, that continues an interrupted one's state
+    with ``Command(resume=...)``. Exactly one resume of an execution wins (a compare-and-set)."""
+    execution = await state.store.resume_execution(execution_id, body.resume)
+    return submitted(state, request, background, execution)

@@ -44,6 +44,7 @@ CREATE = answers(400, 413, 503)
 WRITE = answers(400, 404, 413, 503)
 DELETE = answers(404, 503)
 CANCEL = answers(404, 409, 413, 503)
+RESUME = answers(400, 404, 409, 413, 503)
 READY: dict[int | str, dict[str, Any]] = {
     503: {"model": Readiness, "description": "Redis or the database does not answer", "headers": RETRY_AFTER}
 }

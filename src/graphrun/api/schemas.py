@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from graphrun.store.base import Execution, Workflow
 
@@ -29,6 +29,20 @@ class WorkflowUpdate(BaseModel):
 class ExecutionCreate(BaseModel):
     input: dict[str, Any]
     timeout_s: float | None = Field(None, gt=0, le=7 * 24 * 3600)
+
+
+class ExecutionResume(BaseModel):
+    """What an interrupted execution's ``interrupt()`` returns when it goes on: any JSON but null
+    (LangGraph takes a null resume for none, and the node would only ask again)."""
+
+    resume: Any
+
+    @field_validator("resume")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("resume must not be null")
+        return value
 
 
 class WorkflowOut(BaseModel):

@@ -23,6 +23,7 @@ from graphrun.api.schemas import (
 from graphrun.api.state import State, require_key
 from graphrun.redis.queue import enqueue
 from graphrun.registry import config_timeout_s, factory_config
+from graphrun.store.base import Execution
 
 log = logging.getLogger("graphrun.api")
 
@@ -104,6 +105,11 @@ async def submit(
     workflow_id: WorkflowId, body: ExecutionCreate, state: State, request: Request, background: BackgroundTasks
 ) -> Submitted:
     execution = await state.store.create_execution(workflow_id, body.input, body.timeout_s)
+    return submitted(state, request, background, execution)
+
+
+def submitted(state: State, request: Request, background: BackgroundTasks, execution: Execution) -> Submitted:
+    """The 202 of a stored execution (a submit's, a resume's), which is enqueued once it is sent."""
     # Queued only once the 202 is on its way: a cancel sent the moment the client has the id then
     # lands before any worker can claim the execution, or within the start grace its worker holds
     # it for (worker/grace.py), so it never starts. The execution is stored already, so a lost

@@ -90,7 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=_positive_float, help="time limit in seconds")
     run.add_argument("--url", help="API base URL (default http://GRAPHRUN_HOST:GRAPHRUN_PORT)")
     run.add_argument("--api-key", help="API key (default: GRAPHRUN_API_KEY, else the first of GRAPHRUN_API_KEYS)")
-    run.add_argument("--json", action="store_true", help="print raw events as JSON lines")
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print raw events as JSON lines; at an interrupt, exit with status 3 without asking",
+    )
     return parser
 
 

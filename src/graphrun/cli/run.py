@@ -1,4 +1,5 @@
-"""``graphrun run WORKFLOW --input JSON``: submit, print events live, Ctrl-C cancels."""
+"""``graphrun run WORKFLOW --input JSON``: submit, print events live, Ctrl-C cancels; at an interrupt,
+ask the question on the terminal and follow the resumed execution (cli/ask.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from datetime import datetime
 from typing import Any, ClassVar, TextIO
 
 from graphrun.cli import ports
+from graphrun.cli.ask import NoAnswerError, ask
 from graphrun.client import ClientError, GraphrunClient, StreamEvent
 from graphrun.settings import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130  # EXIT_USAGE: graphrun.cli.main
+# ``--json`` (or no answer on standard input) at an interrupt: the execution waits for its resume.
+EXIT_INTERRUPTED = 3
 
 
 class Printer:
@@ -33,6 +37,7 @@ class Printer:
         "timeout": "1;33",
         "truncated": "33",
         "resumed": "36",
+        "interrupt": "1;35",
     }
 
     def __init__(self, out: TextIO) -> None:
@@ -92,6 +97,8 @@ def _describe(kind: str, data: dict[str, Any], node: str) -> str:
             return ""
         case "timeout":
             return f"time limit of {data.get('timeout_s')} s reached"
+        case "interrupt":
+            return f"waiting for an answer ({len(data.get('interrupts') or [])} question(s))"
     return _short(data)
 
 
@@ -133,37 +140,98 @@ async def run(settings: Settings, args: argparse.Namespace, out: TextIO = sys.st
         if not args.json:
             version = submitted["workflow_version"]
             printer.line(f"execution {execution_id}  (workflow {workflow['id']} {workflow['name']!r} v{version})")
+        return await _Follower(client, printer, out, as_json=args.json).run(execution_id)
 
+
+class _CancelledAtQuestion(Exception):
+    pass
+
+
+class _Follower:
+    """Follows an execution to its end, and at an interrupt asks, resumes and follows the new one;
+    Ctrl-C cancels whichever execution is current (a second one stops waiting)."""
+
+    def __init__(self, client: GraphrunClient, printer: Printer, out: TextIO, *, as_json: bool) -> None:
+        self.client = client
+        self.printer = printer
+        self.out = out
+        self.as_json = as_json
+        self.current = ""
+        self.cancelling = False
+        self.asking: asyncio.Future[Any] | None = None
+        self.pending: set[asyncio.Task[Any]] = set()
+
+    def _on_sigint(self, follow_task: asyncio.Task[Any] | None) -> None:
+        if self.asking is not None and not self.asking.done():
+            self.asking.cancel()  # the question is withdrawn: _ask says so
+            return
+        if self.cancelling and follow_task is not None:
+            follow_task.cancel()  # second Ctrl-C: stop waiting
+            return
+        self.cancelling = True
+        print("\ncancelling… (Ctrl-C again to stop waiting)", file=sys.stderr)
+        task = asyncio.get_running_loop().create_task(self.client.cancel(self.current))
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
+
+    async def run(self, execution_id: str) -> int:
         loop = asyncio.get_running_loop()
-        follow_task = asyncio.current_task()
-        interrupted = False
-        pending: set[asyncio.Task[Any]] = set()
-
-        def on_interrupt() -> None:
-            nonlocal interrupted
-            if interrupted and follow_task is not None:
-                follow_task.cancel()  # second Ctrl-C: stop waiting
-                return
-            interrupted = True
-            print("\ncancelling… (Ctrl-C again to stop waiting)", file=sys.stderr)
-            task = loop.create_task(client.cancel(execution_id))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-
-        loop.add_signal_handler(signal.SIGINT, on_interrupt)
-        last = "error"
+        loop.add_signal_handler(signal.SIGINT, self._on_sigint, asyncio.current_task())
+        self.current = execution_id
         try:
-            async for event in client.events(execution_id, max_reconnects=20):
-                if args.json:
-                    out.write(json.dumps({"id": event.id, "event": event.event, "data": event.json()}) + "\n")
-                    out.flush()
-                else:
-                    printer.event(event)
-                last = event.event
+            while True:
+                last = await self._follow()
+                if last is None or last.event != "interrupt":
+                    break
+                if self.as_json:
+                    return EXIT_INTERRUPTED  # the event is printed; answering is the caller's part
+                if self.cancelling:
+                    break  # Ctrl-C came as it stopped: the cancel makes it cancelled
+                try:
+                    answer = await self._ask(last.json().get("interrupts") or [])
+                except _CancelledAtQuestion:
+                    await self.client.cancel(self.current)
+                    print(f"\ngraphrun: cancelled execution {self.current} at its question", file=sys.stderr)
+                    return EXIT_CANCELLED
+                except NoAnswerError:
+                    print(
+                        f"\ngraphrun: no answer (standard input ended); execution {self.current} stays interrupted: "
+                        f"POST /executions/{self.current}/resume answers it",
+                        file=sys.stderr,
+                    )
+                    return EXIT_INTERRUPTED
+                resumed = await self.client.resume(self.current, answer)
+                self.current = resumed["execution_id"]
+                self.printer.line(f"resumed as execution {self.current}")
         except asyncio.CancelledError:
             return EXIT_CANCELLED
         finally:
             loop.remove_signal_handler(signal.SIGINT)
-        if last == "complete":
+        kind = last.event if last is not None else "error"
+        if kind == "complete":
             return EXIT_OK
-        return EXIT_CANCELLED if last == "cancelled" else EXIT_FAILED
+        return EXIT_CANCELLED if kind in ("cancelled", "interrupt") else EXIT_FAILED
+
+    async def _follow(self) -> StreamEvent | None:
+        """Print the current execution's events; its terminal event."""
+        last: StreamEvent | None = None
+        async for event in self.client.events(self.current, max_reconnects=20):
+            if self.as_json:
+                self.out.write(json.dumps({"id": event.id, "event": event.event, "data": event.json()}) + "\n")
+                self.out.flush()
+            else:
+                self.printer.event(event)
+            last = event
+        return last
+
+    async def _ask(self, interrupts: list[dict[str, Any]]) -> Any:
+        self.asking = asking = asyncio.ensure_future(ask(interrupts, self.out))
+        try:
+            return await asking
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if asking.cancelled() and (current is None or not current.cancelling()):
+                raise _CancelledAtQuestion from None  # Ctrl-C at the question
+            raise
+        finally:
+            self.asking = None

@@ -23,9 +23,12 @@ class EventKind(StrEnum):
     ERROR = "error"
     CANCELLED = "cancelled"
     TIMEOUT = "timeout"
+    INTERRUPT = "interrupt"
 
 
-TERMINAL_KINDS = frozenset({EventKind.COMPLETE, EventKind.ERROR, EventKind.CANCELLED, EventKind.TIMEOUT})
+TERMINAL_KINDS = frozenset(
+    {EventKind.COMPLETE, EventKind.ERROR, EventKind.CANCELLED, EventKind.TIMEOUT, EventKind.INTERRUPT}
+)
 
 
 def _default(value: Any) -> Any:

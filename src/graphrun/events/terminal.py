@@ -4,8 +4,9 @@ and the stream that rebuilds it from the stored execution once the log has expir
 
 What must stay true: a terminal event is a function of the final status and what the execution
 stored with it (output, error, time limit), so the event a client reads from the log and the one
-rebuilt from the store say the same. A new final status (``interrupted``, say) is one more row in
-``_TERMINAL`` and, if its event carries a field, one more keyword.
+rebuilt from the store say the same. A new final status is one more row in ``_TERMINAL`` and, if its
+event carries a field, one more keyword. An interrupted execution stores its pending interrupts as
+its output (``{"interrupts": [{"id", "value"}]}``), so that its event can be rebuilt.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ _TERMINAL: dict[ExecutionStatus, tuple[EventKind, str | None]] = {
     ExecutionStatus.FAILED: (EventKind.ERROR, "error"),
     ExecutionStatus.CANCELLED: (EventKind.CANCELLED, None),
     ExecutionStatus.TIMED_OUT: (EventKind.TIMEOUT, "timeout_s"),
+    ExecutionStatus.INTERRUPTED: (EventKind.INTERRUPT, "interrupts"),
 }
 
 
@@ -31,6 +33,7 @@ def terminal_event(
     output: Any = None,
     error: dict[str, Any] | None = None,
     timeout_s: float | None = None,
+    interrupts: list[dict[str, Any]] | None = None,
     ts: float | None = None,
 ) -> Event:
     """The event that ends the log of an execution that ended with ``status``; ``ts`` now unless
@@ -39,7 +42,7 @@ def terminal_event(
         kind, field = _TERMINAL[status]
     except KeyError:
         raise ValueError(f"{status} is not a final status") from None
-    values = {"output": output, "error": error, "timeout_s": timeout_s}
+    values = {"output": output, "error": error, "timeout_s": timeout_s, "interrupts": interrupts or []}
     data = {field: values[field]} if field is not None else {}
     if ts is None:
         return Event(kind, execution_id, data)
@@ -57,8 +60,15 @@ def stored_terminal_event(execution: Execution, *, default_timeout_s: float) -> 
         output=execution.output,
         error=execution.error,
         timeout_s=execution.timeout_s or default_timeout_s,
+        interrupts=interrupts_of(execution.output) if execution.status is ExecutionStatus.INTERRUPTED else None,
         ts=(execution.finished_at or execution.created_at).timestamp(),
     )
 
 
-__all__ = ["stored_terminal_event", "terminal_event"]
+def interrupts_of(output: Any) -> list[dict[str, Any]]:
+    """The pending interrupts an interrupted execution stored as its output."""
+    found = output.get("interrupts") if isinstance(output, dict) else None
+    return list(found) if isinstance(found, list) else []
+
+
+__all__ = ["interrupts_of", "stored_terminal_event", "terminal_event"]

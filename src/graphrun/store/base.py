@@ -30,6 +30,9 @@ class ExecutionStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     TIMED_OUT = "timed_out"
+    # Stopped at a LangGraph ``interrupt()``: no longer running, but ``resume_execution`` continues
+    # it (once) as a new execution on its checkpoints.
+    INTERRUPTED = "interrupted"
 
     @property
     def finished(self) -> bool:
@@ -82,6 +85,20 @@ class Execution:
     thread_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    # An interrupted execution that was resumed: the id of the execution that continues it.
+    resumed_by: str | None = None
+
+
+# The options of a native execution that resumes an interrupted one: the answer it resumes with, and
+# the checkpointer thread it continues (the first execution's id, so that a chain of resumes goes on
+# in one thread).
+RESUME_OPTION = "resume"
+RESUME_FROM_OPTION = "resume_from"
+
+
+def checkpoint_thread_of(execution: Execution) -> str:
+    """The checkpointer thread of a native execution: its own id, or its chain's first id."""
+    return str(execution.options.get(RESUME_FROM_OPTION) or execution.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +255,17 @@ class Store(Protocol):
 
     async def cancel_queued(self, execution_id: str) -> Execution | None:
         """queued → cancelled; None if it was not queued any more."""
+        ...
+
+    async def resume_execution(self, execution_id: str, resume: Any) -> Execution:
+        """One atomic step: an interrupted native execution not resumed yet is marked resumed by a new
+        queued execution, pinned to its workflow version, that continues its checkpoints with
+        ``resume``; the new one is returned. NotFoundError for an unknown id; ConflictError (with
+        the status) when it is not interrupted or was resumed already, and then nothing is stored."""
+        ...
+
+    async def cancel_interrupted(self, execution_id: str) -> Execution | None:
+        """interrupted (not resumed) → cancelled; None if it was not that any more."""
         ...
 
     async def create_thread(

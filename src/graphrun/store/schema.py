@@ -99,6 +99,8 @@ executions = sa.Table(
     sa.Column("metadata", JSONType, nullable=False),
     # A LangGraph run's options (graphrun.langgraph.runs writes them, the worker reads them).
     sa.Column("options", JSONType, nullable=False),
+    # Set once, by the compare-and-set that resumes an interrupted execution: at most one resume wins.
+    sa.Column("resumed_by", sa.String(64), nullable=True),
     sa.ForeignKeyConstraint(
         ["workflow_id", "workflow_version"],
         ["workflow_versions.workflow_id", "workflow_versions.version"],

@@ -239,6 +239,12 @@ class SQLStore:
     async def cancel_queued(self, execution_id: str) -> Execution | None:
         return await self._write(q.cancel_queued, execution_id)
 
+    async def resume_execution(self, execution_id: str, resume: Any) -> Execution:
+        return await self._write(q.resume_execution, execution_id, resume)
+
+    async def cancel_interrupted(self, execution_id: str) -> Execution | None:
+        return await self._write(q.cancel_interrupted, execution_id)
+
     # -- threads --------------------------------------------------------------------------------
 
     async def create_thread(

@@ -23,7 +23,7 @@ from graphrun import metrics
 from graphrun.errors import BackendUnavailableError, FactoryError
 from graphrun.events.log import EventWriter
 from graphrun.events.model import to_jsonable
-from graphrun.events.terminal import terminal_event
+from graphrun.events.terminal import interrupts_of, terminal_event
 from graphrun.redis.retry import RetryPolicy
 from graphrun.store.base import Execution, ExecutionStatus, Store
 from graphrun.worker.state import Outcome
@@ -63,7 +63,9 @@ async def finish(
     if await _store(store, execution, status, output, error) is None:
         log.warning("execution %s: final status %s refused (no longer this attempt's)", execution.id, status)
         return Outcome.of(status)
-    event = terminal_event(execution.id, status, output=output, error=error, timeout_s=timeout_s)
+    event = terminal_event(
+        execution.id, status, output=output, error=error, timeout_s=timeout_s, interrupts=interrupts_of(output)
+    )
     writer.emit(event.kind, **event.data)
     await writer.flush()
     metrics.EXECUTIONS.labels(status.value).inc()
@@ -71,10 +73,17 @@ async def finish(
 
 
 async def finish_ended(
-    store: Store, writer: EventWriter, execution: Execution, run: asyncio.Task[Any], before: Before | None = None
+    store: Store,
+    writer: EventWriter,
+    execution: Execution,
+    run: asyncio.Task[Any],
+    before: Before | None = None,
+    *,
+    interrupts: list[dict[str, Any]] | None = None,
 ) -> Outcome:
     """Record the outcome of a run that ended by itself: its output, or its failure (a factory's
-    or a node's failure is the execution's, not the worker's)."""
+    or a node's failure is the execution's, not the worker's), or the ``interrupts`` it stopped at
+    (stored as its output, ``{"interrupts": [...]}``)."""
     if run.cancelled():
         error = {"type": "CancelledError", "message": "the run was cancelled from inside a node"}
         return await finish(store, writer, execution, ExecutionStatus.FAILED, error=error, before=before)
@@ -88,6 +97,9 @@ async def finish_ended(
     if exc is not None:
         error = {"type": type(exc).__name__, "message": str(exc)}
         return await finish(store, writer, execution, ExecutionStatus.FAILED, error=error, before=before)
+    if interrupts:
+        output = {"interrupts": interrupts}
+        return await finish(store, writer, execution, ExecutionStatus.INTERRUPTED, output=output, before=before)
     return await finish(store, writer, execution, ExecutionStatus.SUCCEEDED, output=run.result(), before=before)
 
 

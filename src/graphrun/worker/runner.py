@@ -39,7 +39,7 @@ from graphrun.events.model import EventKind
 from graphrun.langgraph.translate import LangGraphTranslator
 from graphrun.redis.cancel import CancelBus
 from graphrun.redis.lease import Leases
-from graphrun.store.base import Execution, ExecutionStatus, Store
+from graphrun.store.base import RESUME_FROM_OPTION, Execution, ExecutionStatus, Store, checkpoint_thread_of
 from graphrun.worker.active import ActiveRuns
 from graphrun.worker.finish import Before, finish, finish_ended
 from graphrun.worker.grace import start_grace
@@ -171,7 +171,10 @@ class ExecutionRunner:
                 await lease.release()
         if outcome is not Outcome.HANDED_OVER and not active.lease_lost:
             if execution.thread_id is None:
-                self.graphs.forget(execution_id)  # a thread's checkpoints are its state: kept
+                # A thread's checkpoints are its state, and an interrupted execution's are what its
+                # resume goes on from: kept (the latter until their TTL, docs/guarantees.md).
+                if outcome is not Outcome.INTERRUPTED:
+                    self.graphs.forget(checkpoint_thread_of(execution))
             else:
                 await self._next_on_thread(execution.thread_id)
         log.info(
@@ -209,8 +212,9 @@ class ExecutionRunner:
             )
         loop = asyncio.get_running_loop()
         # A thread already has checkpoints: only a fresh execution's lookups can be skipped.
-        gate = RunGate(writer, lease.fence, fresh=execution.attempt == 1 and execution.thread_id is None)
-        gates, gate_key = self._gates, execution.id
+        fresh = execution.attempt == 1 and execution.thread_id is None and RESUME_FROM_OPTION not in execution.options
+        gate = RunGate(writer, lease.fence, fresh=fresh)
+        gates, gate_key = self._gates, checkpoint_thread_of(execution)
         if execution.thread_id is not None:
             gates, gate_key = self._thread_gates, execution.thread_id
         if gates is not None:
@@ -259,7 +263,8 @@ class ExecutionRunner:
             return await finish(
                 self.store, writer, execution, ExecutionStatus.TIMED_OUT, timeout_s=timeout_s, before=before
             )
-        return await finish_ended(self.store, writer, execution, inner, before)
+        interrupts = translator.interrupts if isinstance(translator, StreamTranslator) else None
+        return await finish_ended(self.store, writer, execution, inner, before, interrupts=interrupts)
 
     def _thread_recorder(self, execution: Execution) -> Before:
         async def record(status: ExecutionStatus, error: dict[str, Any] | None) -> None:

@@ -87,13 +87,14 @@ class ActiveRun:
 
 
 class Outcome(StrEnum):
-    """How one attempt ended. The first four are final statuses this attempt decided and stored;
+    """How one attempt ended. The first five are final statuses this attempt decided and stored;
     the last two leave the execution to another attempt."""
 
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
     TIMED_OUT = "timed_out"
+    INTERRUPTED = "interrupted"
     ABANDONED = "abandoned"
     """Its lease was lost: whoever holds it now decides, or the sweeper re-queues it."""
     HANDED_OVER = "handed over"
@@ -114,4 +115,5 @@ _STATUS_OF = {
     Outcome.FAILED: ExecutionStatus.FAILED,
     Outcome.CANCELLED: ExecutionStatus.CANCELLED,
     Outcome.TIMED_OUT: ExecutionStatus.TIMED_OUT,
+    Outcome.INTERRUPTED: ExecutionStatus.INTERRUPTED,
 }

@@ -3,6 +3,10 @@
 What must stay true:
 - with a checkpointer, every step is checkpointed under the execution id, so a later attempt
   resumes after the last checkpointed step (with no input) instead of starting over;
+- an execution that resumes an interrupted one streams ``Command(resume=...)`` on the checkpoints of
+  its chain's first execution (``checkpoint_thread_of``); a later attempt of it goes on without
+  input only from a checkpoint it wrote itself (their metadata name the execution), so the answer is
+  applied exactly once; if that state is gone (expired), it fails saying so;
 - a task's checkpoint writes go only once its result was seen and its ``node_end`` emitted (the
   gate, checkpoint/gate.py): the events come first, then the gate hears of the task;
 - a graph build that one execution waited for and another cancelled is built again: the cache shares
@@ -19,14 +23,19 @@ from typing import Any, TypedDict
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command
 
 from graphrun.cache import GraphCache
 from graphrun.checkpoint.gate import RunGate
 from graphrun.events.log import EventWriter
-from graphrun.store.base import Execution
+from graphrun.store.base import RESUME_FROM_OPTION, RESUME_OPTION, Execution, checkpoint_thread_of
 from graphrun.worker.translate import StreamTranslator
 
 log = logging.getLogger("graphrun.worker")
+
+
+class ResumeStateLostError(Exception):
+    """The interrupted execution's checkpoints are gone: there is nothing to resume."""
 
 
 class GraphStreamer:
@@ -55,18 +64,28 @@ class GraphStreamer:
         self, execution: Execution, graph: Any, writer: EventWriter, gate: RunGate, translator: StreamTranslator
     ) -> Any:
         """Run ``graph`` to its end; its final state."""
+        thread_id = checkpoint_thread_of(execution)
         config: dict[str, Any] = {
             "recursion_limit": self.recursion_limit,
-            "configurable": {"execution_id": execution.id, "thread_id": execution.id},
+            "configurable": {"execution_id": execution.id, "thread_id": thread_id},
+            "metadata": {"execution_id": execution.id},
         }
-        run_input: Any = execution.input
+        resuming = RESUME_FROM_OPTION in execution.options
+        run_input: Any = Command(resume=execution.options.get(RESUME_OPTION)) if resuming else execution.input
         if self.checkpointer is not None:
             durable = self._durable.get(graph)
             if durable is None:
                 durable = self._durable[graph] = graph.copy(update={"checkpointer": self.checkpointer})
             graph = durable
-            if execution.attempt > 1 and await self.checkpointer.aget_tuple(config) is not None:  # type: ignore[arg-type]
-                run_input = None
+            if execution.attempt > 1 or resuming:
+                latest = await self.checkpointer.aget_tuple(config)  # type: ignore[arg-type]
+                if latest is None and resuming:
+                    raise ResumeStateLostError(f"the state of interrupted execution {thread_id} is gone (expired)")
+                mine = latest is not None and (latest.metadata or {}).get("execution_id") == execution.id
+                if execution.attempt > 1 and latest is not None and (not resuming or mine):
+                    run_input = None
+        elif resuming:
+            raise ResumeStateLostError("this worker keeps no checkpoints: an interrupted execution cannot resume")
         async for namespace, mode, chunk in graph.astream(
             run_input,
             config,
@@ -87,7 +106,7 @@ class GraphStreamer:
         return translator.final
 
     def forget(self, execution_id: str) -> None:
-        """Delete an ended execution's checkpoints, in the background."""
+        """Delete an ended execution's checkpoints (those of its checkpointer thread), in the background."""
         checkpointer = self.checkpointer
         if checkpointer is None:
             return

@@ -10,6 +10,8 @@ What must stay true:
   task whose start is there, no ``node_end`` and no ``custom`` for a task whose end is there (the
   task ids read back from the log, ``started`` and ``done``);
 - a task that failed has no ``node_end``; the failure is the execution's ``error``;
+- a task that stopped at ``interrupt()`` has no ``node_end`` either (it runs again when resumed); the
+  interrupts LangGraph reports in the root's ``values`` are :attr:`StreamTranslator.interrupts`;
 - ``custom`` chunks do not name their node: while exactly one task runs in their namespace they are
   that task's, and with parallel branches ``node`` is null;
 - only model output becomes ``message``: the human and tool messages a node returns are state;
@@ -27,6 +29,9 @@ from langgraph.types import StreamMode
 from graphrun.events.model import EventKind
 
 STREAM_MODES: tuple[StreamMode, ...] = ("tasks", "custom", "messages", "values")
+
+# Where LangGraph reports the interrupts a step stopped at, in the root's values.
+INTERRUPT_KEY = "__interrupt__"
 
 # The types LangChain gives a model's output, whole or streamed.
 _MODEL_OUTPUT = ("ai", "AIMessageChunk")
@@ -64,6 +69,8 @@ class StreamTranslator:
         self._done = done
         self._running: dict[tuple[str, ...], dict[str, str]] = {}
         self.final: Any = None
+        # The pending interrupts ({"id", "value"}) once the run stopped at interrupt(); else empty.
+        self.interrupts: list[dict[str, Any]] = []
 
     def feed(self, namespace: tuple[str, ...], mode: str, chunk: Any) -> Translated:
         scope: dict[str, Any] = {"namespace": list(namespace)} if namespace else {}
@@ -84,6 +91,9 @@ class StreamTranslator:
                 return Translated((Emit(EventKind.MESSAGE, data),))
             return _NOTHING
         if mode == "values" and not namespace:
+            if isinstance(chunk, dict) and INTERRUPT_KEY in chunk:
+                self.interrupts = [{"id": i.id, "value": i.value} for i in chunk[INTERRUPT_KEY]]
+                chunk = {k: v for k, v in chunk.items() if k != INTERRUPT_KEY}
             self.final = chunk
         return _NOTHING
 
@@ -97,7 +107,7 @@ class StreamTranslator:
                 return Translated(started=task_id)
             return Translated((Emit(EventKind.NODE_START, {"node": node, **scope}, task_id),), started=task_id)
         tasks.pop(task_id, None)
-        if chunk.get("error") is not None or task_id in self._done:
+        if chunk.get("error") is not None or chunk.get("interrupts") or task_id in self._done:
             return Translated(ended=task_id)
         data = {"node": node, "output": chunk.get("result"), **scope}
         return Translated((Emit(EventKind.NODE_END, data, task_id),), ended=task_id)

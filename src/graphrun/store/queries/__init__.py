@@ -19,6 +19,7 @@ from graphrun.store.queries.assistants import (
 from graphrun.store.queries.common import new_execution_id, ping
 from graphrun.store.queries.executions import (
     blocked_on_thread,
+    cancel_interrupted,
     cancel_queued,
     claim_execution,
     create_execution,
@@ -29,6 +30,7 @@ from graphrun.store.queries.executions import (
     list_executions,
     next_queued_on_thread,
     requeue_execution,
+    resume_execution,
 )
 from graphrun.store.queries.threads import (
     copy_thread,
@@ -55,6 +57,7 @@ from graphrun.store.queries.workflows import (
 
 __all__ = [
     "blocked_on_thread",
+    "cancel_interrupted",
     "cancel_queued",
     "claim_execution",
     "copy_thread",
@@ -84,6 +87,7 @@ __all__ = [
     "popular_workflows",
     "record_dependencies",
     "requeue_execution",
+    "resume_execution",
     "search_threads",
     "search_workflows",
     "set_latest_version",

@@ -74,6 +74,7 @@ def execution_row(row: sa.Row[Any]) -> Execution:
         thread_id=m["thread_id"],
         metadata=m["metadata"],
         options=m["options"],
+        resumed_by=m["resumed_by"],
     )
 
 

@@ -9,7 +9,14 @@ import sqlalchemy as sa
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from graphrun.errors import ConflictError, NotFoundError, StoreError
-from graphrun.store.base import Execution, ExecutionStatus, Page
+from graphrun.store.base import (
+    RESUME_FROM_OPTION,
+    RESUME_OPTION,
+    Execution,
+    ExecutionStatus,
+    Page,
+    checkpoint_thread_of,
+)
 from graphrun.store.queries.common import decode_cursor, encode_cursor, execution_row, new_execution_id, utcnow
 from graphrun.store.schema import JSONType, UTCDateTime, executions, threads, workflows
 
@@ -207,6 +214,17 @@ _CANCEL_QUEUED = _transition(
 )
 
 
+# Only a native execution (no LangGraph thread) that no resume claimed yet can be resumed or
+# cancelled while interrupted: the row lock of this UPDATE lets exactly one of them win.
+_RESUMABLE = (
+    executions.c.status == ExecutionStatus.INTERRUPTED.value,
+    executions.c.resumed_by.is_(None),
+    executions.c.thread_id.is_(None),
+)
+_MARK_RESUMED = _transition(*_RESUMABLE, resumed_by=sa.bindparam("successor"))
+_CANCEL_INTERRUPTED = _transition(*_RESUMABLE, status=ExecutionStatus.CANCELLED.value, finished_at=_NOW)
+
+
 def _run_transition(conn: sa.Connection, statement: ReturningUpdate[Any], params: dict[str, Any]) -> Execution | None:
     row = conn.execute(statement, params).one_or_none()
     return execution_row(row) if row is not None else None
@@ -252,6 +270,36 @@ def executions_in(
 
 def cancel_queued(conn: sa.Connection, execution_id: str) -> Execution | None:
     return _run_transition(conn, _CANCEL_QUEUED, {"execution_id": execution_id, "now": utcnow()})
+
+
+def cancel_interrupted(conn: sa.Connection, execution_id: str) -> Execution | None:
+    return _run_transition(conn, _CANCEL_INTERRUPTED, {"execution_id": execution_id, "now": utcnow()})
+
+
+def resume_execution(conn: sa.Connection, execution_id: str, resume: Any) -> Execution:
+    """The mark and the new execution in one transaction: a refused resume stores nothing."""
+    successor = new_execution_id()
+    original = _run_transition(conn, _MARK_RESUMED, {"execution_id": execution_id, "successor": successor})
+    if original is None:
+        found = get_execution(conn, execution_id)  # NotFoundError for an unknown id
+        if found.resumed_by is not None:
+            raise ConflictError(
+                f"execution {execution_id} was already resumed (by {found.resumed_by})", found.status.value
+            )
+        raise ConflictError(f"execution {execution_id} is {found.status.value}: nothing to resume", found.status.value)
+    row = {
+        "id": successor,
+        "workflow_id": original.workflow_id,
+        "workflow_version": original.workflow_version,
+        "status": ExecutionStatus.QUEUED.value,
+        "input": {RESUME_OPTION: resume},
+        "attempt": 0,
+        "timeout_s": original.timeout_s,
+        "created_at": utcnow(),
+        "metadata": {},
+        "options": {RESUME_OPTION: resume, RESUME_FROM_OPTION: checkpoint_thread_of(original)},
+    }
+    return execution_row(conn.execute(executions.insert().values(**row).returning(*executions.c)).one())
 
 
 _BLOCKED = sa.select(executions.c.id).where(
