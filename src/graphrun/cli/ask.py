@@ -73,7 +73,12 @@ async def read_line(stdin: TextIO = sys.stdin) -> str:
 
     if take_line():
         return await got
-    loop.add_reader(fd, readable)
+    try:
+        loop.add_reader(fd, readable)
+    except PermissionError:  # a regular file (or /dev/null) cannot be watched, and never blocks
+        while not got.done():
+            readable()
+        return await got
     try:
         return await got
     finally:
