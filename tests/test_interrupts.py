@@ -181,3 +181,21 @@ async def test_a_chain_of_two_interrupts_resumed_twice(client: httpx.AsyncClient
     assert third["output"] == {"name": "Ada", "colour": "green", "summary": "Ada likes green"}
     # Each link was resumed once.
     assert (await client.post(f"/executions/{first['id']}/resume", json={"resume": "Bob"})).status_code == 409
+
+
+def test_the_stored_terminal_event_of_an_interrupted_execution() -> None:
+    """After the log expired, the stream rebuilds the same `interrupt` event from the stored row."""
+    from datetime import UTC, datetime
+
+    from graphrun.events.model import EventKind
+    from graphrun.events.terminal import stored_terminal_event, terminal_event
+    from graphrun.store.base import Execution, ExecutionStatus
+
+    pending = [{"id": "i1", "value": {"question": "ok?"}}]
+    now = datetime.now(UTC)
+    row = Execution("e1", 1, 1, ExecutionStatus.INTERRUPTED, {}, {"interrupts": pending}, None, 1, None, now, now, now)
+    rebuilt = stored_terminal_event(row, default_timeout_s=60)
+    assert rebuilt is not None and rebuilt.kind is EventKind.INTERRUPT
+    assert rebuilt.data == {"interrupts": pending}
+    live = terminal_event("e1", ExecutionStatus.INTERRUPTED, interrupts=pending)
+    assert live.data == rebuilt.data and live.terminal
