@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
 
 from graphrun.client import ClientError, GraphrunClient
+from graphrun.settings import Settings
 from tests.conftest import InLoopWorker, ServerHandle
 from tests.helpers import DroppingProxy, read_events
 
@@ -74,3 +75,46 @@ async def test_submit_follow_cancel_and_errors(api: ServerHandle, worker: InLoop
             async for _ in gr.events(sub["execution_id"], last_event_id="yesterday"):
                 pass
         assert err.value.status == 400
+
+
+async def test_heartbeat_between_events_yields_nothing(
+    api_factory: Callable[[Settings], Awaitable[ServerHandle]],
+    worker_factory: Callable[[Settings], Awaitable[InLoopWorker]],
+    settings: Settings,
+) -> None:
+    # A `: ping` comment ends with a blank line. httpx-sse dispatches that blank line as an event
+    # (named `message`, no data) carrying the last id it saw, where the SSE spec dispatches
+    # nothing: the client must not yield it, or the event before the ping is seen twice. Pings
+    # every 20 ms and 0.3 s nodes put several between the events of one node.
+    fast_pings = settings.model_copy(update={"heartbeat_s": 0.02})
+    api = await api_factory(fast_pings)
+    await worker_factory(fast_pings)
+    async with GraphrunClient(api.url) as gr:
+        wf = await gr.create_workflow("pinged", "chain", {"steps": 2, "delay_s": 0.3})
+        sub = await gr.submit(wf["id"], {"n": 0})
+        got = [e async for e in gr.events(sub["execution_id"])]
+        async with httpx.AsyncClient(base_url=api.url) as http:
+            whole = await read_events(http, sub["execution_id"])
+    assert [(e.id, e.event) for e in got] == [(e["id"], e["event"]) for e in whole]
+    assert got[-1].event == "complete"
+
+
+async def test_frames_without_data_are_no_events() -> None:
+    """The exact frames: an event, a ping, a truncated notice (no id), a ping, the terminal event."""
+    body = (
+        b"id: 1-0\nevent: start\ndata: {}\n\n"
+        b": ping\n\n"
+        b'event: truncated\ndata: {"missed": 3}\n\n'
+        b": ping\n\n"
+        b"id: 1-4\nevent: complete\ndata: {}\n\n"
+    )
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    async with GraphrunClient("http://graphrun.test") as gr:
+        await gr._http.aclose()
+        gr._http = httpx.AsyncClient(base_url="http://graphrun.test", transport=httpx.MockTransport(answer))
+        got = [(e.event, e.id) async for e in gr.events("x")]
+    assert [event for event, _ in got] == ["start", "truncated", "complete"]
+    assert got[0][1] == "1-0" and got[-1][1] == "1-4"

@@ -155,6 +155,13 @@ class GraphrunClient:
                         raise httpx.TransportError(f"HTTP {status}")  # a backing service is away: retry
                     async for sse in source.aiter_sse():
                         failures = 0
+                        if not sse.data:
+                            # A frame without data is no event (the SSE spec dispatches nothing
+                            # for it): the blank line that ends a `: ping` comment. httpx-sse
+                            # hands it over anyway, named `message` and carrying the last id it
+                            # saw, which would repeat the event before the ping. Every graphrun
+                            # event has data.
+                            continue
                         event = StreamEvent(sse.event, sse.id or None, sse.data)
                         if event.id:
                             last_event_id = event.id
