@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import uuid
 from typing import Any, cast
 
@@ -28,7 +29,7 @@ from graphrun.langgraph.state import record_thread_state, thread_config, thread_
 from graphrun.langgraph.stream import wait_ended
 from graphrun.langgraph.translate import normalise_modes
 from graphrun.redis.queue import enqueue
-from graphrun.store.base import Execution, ExecutionStatus
+from graphrun.store.base import Execution, ExecutionStatus, Thread
 
 log = logging.getLogger("graphrun.api")
 
@@ -122,6 +123,8 @@ async def create_run(state: AppState, body: RunCreate, thread_id: str | None) ->
         else:
             if thread.status == "busy":
                 await multitask(state, thread_id, body.multitask_strategy)
+            elif body.command is not None and body.command.resume is not None:
+                check_resume(thread, body.command.resume)
     if create_thread and thread_id is not None:
         await state.store.create_thread(thread_id, if_exists="do_nothing")
     config = dict(body.config or {})
@@ -164,6 +167,26 @@ async def create_run(state: AppState, body: RunCreate, thread_id: str | None) ->
         )
     metrics.SUBMITTED.inc()
     return execution
+
+
+_INTERRUPT_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def check_resume(thread: Thread, resume: Any) -> None:
+    """A resume must answer something pending (checked when the thread is not busy: a run ahead of
+    it may still stop at an interrupt). A map whose keys are all interrupt ids is a resume by id, as
+    LangGraph reads it: each id must be pending."""
+    if thread.status != "interrupted":
+        raise ConflictError(f"thread {thread.thread_id} has no pending interrupt to resume", thread.status)
+    if isinstance(resume, dict) and resume and all(_INTERRUPT_ID.fullmatch(str(k)) for k in resume):
+        pending = {i.get("id") for task in thread.interrupts.values() for i in task}
+        unknown = sorted(set(resume) - pending)
+        if unknown:
+            raise ConflictError(
+                f"no pending interrupt of thread {thread.thread_id} has id {', '.join(unknown)};"
+                f" pending: {', '.join(sorted(str(p) for p in pending)) or 'none'}",
+                thread.status,
+            )
 
 
 async def multitask(state: AppState, thread_id: str, strategy: MultitaskStrategy) -> None:

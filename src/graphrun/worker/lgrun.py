@@ -143,11 +143,13 @@ class LangGraphRuns:
             return
         values: Any = None
         interrupts: dict[str, list[dict[str, Any]]] = {}
+        waiting = False  # a run that ended with next tasks stopped at an interrupt (or interrupt_before/after)
         try:
             state = await self._with_saver(graph, self.thread_saver).aget_state(
                 {"configurable": {"thread_id": execution.thread_id}}
             )
             values = to_jsonable(state.values)
+            waiting = bool(state.next)
             for task in state.tasks:
                 if task.interrupts:
                     interrupts[task.id] = [{"id": i.id, "value": to_jsonable(i.value)} for i in task.interrupts]
@@ -157,7 +159,8 @@ class LangGraphRuns:
         if status in (ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT):
             thread_status = "error"
         else:
-            thread_status = "interrupted" if interrupts else "idle"
+            stopped = interrupts or (waiting and status is ExecutionStatus.SUCCEEDED)
+            thread_status = "interrupted" if stopped else "idle"
         await self.store.set_thread_state(
             execution.thread_id,
             status=thread_status,
