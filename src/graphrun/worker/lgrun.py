@@ -75,7 +75,11 @@ class LangGraphRuns:
         copies = self._copies.setdefault(id(saver), weakref.WeakKeyDictionary())
         durable = copies.get(graph)
         if durable is None:
-            durable = copies[graph] = graph.copy(update={"checkpointer": saver})
+            # stream_eager: each task's result reaches the runner while its writes wait at the gate.
+            # Without it (no custom/messages mode, no subgraphs) LangGraph yields the last task's
+            # result only after the loop has awaited those writes: every run ended on the gate's
+            # time-out (checkpoint/gate.py RESULT_WAIT_S).
+            durable = copies[graph] = graph.copy(update={"checkpointer": saver, "stream_eager": True})
         return durable
 
     async def stream(
