@@ -215,6 +215,10 @@ async def test_rollback_deletes_the_run_and_starts_from_before_it(client: LangGr
     assert isinstance(result, dict) and result["marks"] == marks_of(("z", 3), ("b", 3)), result
     assert await status_of(client.runs.get(tid, first)) == 404
     assert all(r["run_id"] != first for r in await client.runs.list(tid))
+    # Its checkpoints went with it: the history is the z run's, then the b run's.
+    history = await client.threads.get_history(tid, limit=100)
+    assert first not in {h["metadata"].get("run_id") for h in history}, dump(history)
+    assert history[0]["values"]["marks"] == marks_of(("z", 3), ("b", 3)) and history[0]["next"] == []
 
 
 # --- many at once ---------------------------------------------------------------------------------------

@@ -46,3 +46,34 @@ async def copy_thread_checkpoints(saver: BaseCheckpointSaver[Any], source: str, 
             by_task.setdefault(task_id, []).append((channel, value))
         for task_id, writes in by_task.items():
             await saver.aput_writes(written, writes, task_id)
+
+
+async def delete_checkpoints(saver: BaseCheckpointSaver[Any], thread_id: str, checkpoint_ids: list[str]) -> None:
+    """Delete these checkpoints of ``thread_id`` (every namespace) and their pending writes: a rolled
+    back run's, so that the thread's head is again the checkpoint the run started from. The values
+    they share with other checkpoints (PostgreSQL's blobs, per channel version) stay."""
+    if not checkpoint_ids:
+        return
+    inner = saver.inner if isinstance(saver, OrderedSaver) else saver
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    if isinstance(inner, AsyncSqliteSaver):
+        marks = ",".join("?" * len(checkpoint_ids))
+        async with inner.lock, inner.conn.cursor() as cur:
+            for table in ("checkpoints", "writes"):
+                await cur.execute(
+                    f"DELETE FROM {table} WHERE thread_id = ? AND checkpoint_id IN ({marks})",
+                    (thread_id, *checkpoint_ids),
+                )
+            await inner.conn.commit()
+        return
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+    if not isinstance(inner, AsyncPostgresSaver):
+        raise TypeError(f"cannot delete single checkpoints from {type(inner).__name__}")
+    async with inner._cursor(pipeline=True) as cur:
+        for table in ("checkpoints", "checkpoint_writes"):
+            await cur.execute(
+                f"DELETE FROM {table} WHERE thread_id = %s AND checkpoint_id = ANY(%s)",
+                (thread_id, checkpoint_ids),
+            )

@@ -22,10 +22,11 @@ from langchain_core.runnables import RunnableConfig
 from graphrun import metrics
 from graphrun.api.executions import cancel_execution
 from graphrun.api.state import AppState
+from graphrun.checkpoint.threads import delete_checkpoints
 from graphrun.errors import ConflictError, NotFoundError
 from graphrun.langgraph.assistants import resolve_assistant
 from graphrun.langgraph.runbody import MultitaskStrategy, RunCreate
-from graphrun.langgraph.state import record_thread_state, thread_config, thread_graph
+from graphrun.langgraph.state import record_thread_state, thread_graph
 from graphrun.langgraph.stream import wait_ended
 from graphrun.langgraph.translate import normalise_modes
 from graphrun.redis.queue import enqueue
@@ -204,22 +205,24 @@ async def multitask(state: AppState, thread_id: str, strategy: MultitaskStrategy
 
 
 async def rollback_run(state: AppState, execution: Execution) -> None:
-    """Once the cancelled run has ended: its thread's state goes back to what it was before the run
-    (the head becomes a copy of the checkpoint the run started from; the run's own checkpoints stay
-    in the history), and the run is deleted, as LangGraph's server does."""
+    """Once the cancelled run has ended: the run's checkpoints are deleted, so the thread's head is
+    again the checkpoint it started from, and the run is deleted, as LangGraph's server does."""
     ended = await wait_ended(state, execution)
     thread_id = ended.thread_id
     if thread_id is not None:
         oldest = None
-        config = cast(RunnableConfig, thread_config(thread_id))
+        own: list[str] = []
+        config = cast(RunnableConfig, {"configurable": {"thread_id": thread_id}})  # every namespace
         async for item in state.thread_saver.alist(config, filter={"run_id": ended.id}):
-            oldest = item  # newest first: the last one is the run's first checkpoint
+            own.append(item.config["configurable"]["checkpoint_id"])
+            if not item.config["configurable"].get("checkpoint_ns"):
+                oldest = item  # newest first: the last one is the run's first checkpoint
         graph = await thread_graph(state, await state.store.get_thread(thread_id))
-        if oldest is not None and graph is not None:
-            if oldest.parent_config is None:  # the thread had no state before this run
+        if own and graph is not None:
+            if oldest is not None and oldest.parent_config is None:  # no state before this run
                 await state.thread_saver.adelete_thread(thread_id)
             else:
-                await graph.aupdate_state(oldest.parent_config, None, as_node="__copy__")
+                await delete_checkpoints(state.thread_saver, thread_id, own)
             await record_thread_state(state, thread_id, graph)
     await state.store.delete_execution(ended.id)
 
