@@ -24,6 +24,7 @@ while its lease holds its attempt.
 from __future__ import annotations
 
 import json
+import logging
 import random
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
@@ -48,6 +49,14 @@ from graphrun.checkpoint.gate import GatedSaver, Gates
 from graphrun.errors import FencedError
 from graphrun.redis.batch import CommandBatcher
 from graphrun.redis.keys import Keys
+from graphrun.redis.retry import RetryPolicy
+
+log = logging.getLogger("graphrun.checkpoint")
+
+# Reads are idempotent, so they ride out a Redis restart (a pooled connection the old server closed
+# fails its first use): a take-over's first read must not fail the run it resumes. Writes are not
+# retried here: they go through the batcher, fenced by the run's gate.
+_READS = RetryPolicy(max_s=1.0, deadline_s=30.0)
 
 _SEP = "\x00"
 
@@ -170,8 +179,12 @@ class RedisSaver(GatedSaver, BaseCheckpointSaver[str]):
         if not checkpoint_id:
             newest = cast(
                 list[bytes],
-                await self.redis.zrevrangebylex(
-                    self.keys.checkpoint_ids(thread_id), f"({ns}\x01", f"[{ns}{_SEP}", start=0, num=1
+                await _READS.call(
+                    lambda: self.redis.zrevrangebylex(
+                        self.keys.checkpoint_ids(thread_id), f"({ns}\x01", f"[{ns}{_SEP}", start=0, num=1
+                    ),
+                    "reading checkpoints",
+                    log,
                 ),
             )
             if not newest:
@@ -195,7 +208,10 @@ class RedisSaver(GatedSaver, BaseCheckpointSaver[str]):
         only_id = get_checkpoint_id(config)
         before_id = get_checkpoint_id(before) if before else None
         found = []
-        for raw in cast(list[bytes], await self.redis.zrange(self.keys.checkpoint_ids(thread_id), 0, -1)):
+        ids = await _READS.call(
+            lambda: self.redis.zrange(self.keys.checkpoint_ids(thread_id), 0, -1), "listing checkpoints", log
+        )
+        for raw in cast(list[bytes], ids):
             ns, _, checkpoint_id = raw.decode().partition(_SEP)
             if only_ns is not None and ns != only_ns:
                 continue
@@ -217,10 +233,14 @@ class RedisSaver(GatedSaver, BaseCheckpointSaver[str]):
 
     async def _load(self, thread_id: str, ns: str, checkpoint_id: str) -> CheckpointTuple | None:
         member = _member(ns, checkpoint_id)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hmget(self.keys.checkpoints(thread_id), [f"{member}{_SEP}{part}" for part in "tcmp"])
-        pipe.hgetall(self.keys.checkpoint_writes(thread_id, ns, checkpoint_id))
-        (type_, blob, meta, parent), raw_writes = await pipe.execute()
+
+        async def read() -> list[Any]:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hmget(self.keys.checkpoints(thread_id), [f"{member}{_SEP}{part}" for part in "tcmp"])
+            pipe.hgetall(self.keys.checkpoint_writes(thread_id, ns, checkpoint_id))
+            return await pipe.execute()
+
+        (type_, blob, meta, parent), raw_writes = await _READS.call(read, "reading a checkpoint", log)
         if blob is None:
             return None
         config: RunnableConfig = {
