@@ -124,8 +124,16 @@ async def start_api(settings: Settings) -> tuple[ServerHandle, asyncio.Task[None
     from graphrun.api import create_app
 
     port = free_port()
+    # A bounded graceful shutdown: without it uvicorn waits for every open connection and request
+    # task, so one a test left behind (a stream, a background enqueue) would hang its teardown.
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on", log_config=None
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        log_config=None,
+        timeout_graceful_shutdown=int(scaled(3)),
     )
     server = uvicorn.Server(config)
     task = asyncio.get_running_loop().create_task(server.serve())

@@ -29,7 +29,8 @@ def lg_settings(settings_factory: Callable[..., Settings], tmp_path: Path) -> Se
     (project / "langgraph.json").write_text(
         json.dumps({"graphs": {name: f"{GRAPHS}:{name}" for name in ("chat", "steps", "approval")}})
     )
-    return settings_factory(config=project / "langgraph.json")
+    # Runs a test leaves going are handed over at teardown after 1 s, not the default 30 s.
+    return settings_factory(config=project / "langgraph.json", shutdown_grace_s=1.0)
 
 
 @pytest.fixture
