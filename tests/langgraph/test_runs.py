@@ -233,10 +233,19 @@ async def test_client_mistakes(lg: Any) -> None:
         r = await http.post(f"/threads/{thread_id}/runs", json={"assistant_id": "steps", "if_not_exists": "create"})
         assert r.status_code == 200
         assert r.headers["content-location"] == f"/threads/{thread_id}/runs/{r.json()['run_id']}"
-        r = await http.get(f"/threads/{thread_id}/runs/{r.json()['run_id']}/stream", headers={"Last-Event-ID": "x"})
+        created = r.json()["run_id"]
+        r = await http.get(f"/threads/{thread_id}/runs/{created}/stream", headers={"Last-Event-ID": "x"})
         assert r.status_code == 400
-        r = await http.post("/runs", json={"assistant_id": "chat", "input": {}, "unknown_field": 1})
+        r = await http.post("/runs", json={"assistant_id": "steps", "input": {}, "unknown_field": 1})
         assert r.status_code == 200
+        # Leave nothing running for the teardown: both runs end at once (no delay).
+        for run_id in (created, r.json()["run_id"]):
+
+            async def ended(run_id: str = run_id) -> bool:
+                got = await http.get(f"/executions/{run_id}")
+                return got.json()["status"] not in ("queued", "running")
+
+            await wait_until(ended, 10, "the run to end")
 
 
 async def test_stream_headers(lg: Any) -> None:
