@@ -13,20 +13,7 @@ from redis.asyncio import Redis
 
 from graphrun.redis.batch import CommandBatcher
 from graphrun.redis.keys import Keys
-
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
+from graphrun.redis.locks import RELEASE_IF_OWNER, RENEW_IF_OWNER
 
 
 class Leases:
@@ -48,10 +35,10 @@ class Leases:
 
     async def renew(self, execution_id: str, attempt: int) -> bool:
         # Straight to Redis, not through the batcher: a renewal must not wait behind a large batch.
-        return bool(await self.redis.eval(_RENEW, 1, self.key(execution_id), str(attempt), self.ttl_ms))
+        return bool(await self.redis.eval(RENEW_IF_OWNER, 1, self.key(execution_id), str(attempt), self.ttl_ms))
 
     async def release(self, execution_id: str, attempt: int) -> None:
-        await self.batcher.call("EVAL", _RELEASE, 1, self.key(execution_id), str(attempt))
+        await self.batcher.call("EVAL", RELEASE_IF_OWNER, 1, self.key(execution_id), str(attempt))
 
     async def holders(self, execution_ids: list[str]) -> dict[str, int | None]:
         """The attempt holding each execution's lease, or None where no lease is held."""

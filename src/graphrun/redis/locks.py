@@ -17,16 +17,17 @@ import secrets
 
 from redis.asyncio import Redis
 
-# KEYS[1]: the lock. ARGV: token, ttl in ms.
-_RENEW = """
+# Owner-checked scripts, shared with execution leases (lease.py), whose owner token is the attempt.
+# KEYS[1]: the key. ARGV: token, ttl in ms.
+RENEW_IF_OWNER = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
 """
 
-# KEYS[1]: the lock. ARGV: token.
-_RELEASE = """
+# KEYS[1]: the key. ARGV: token.
+RELEASE_IF_OWNER = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
@@ -51,7 +52,7 @@ class Lock:
 
     async def renew(self) -> bool:
         """Extend the lock by its ttl if this owner still holds it."""
-        return bool(await self.redis.eval(_RENEW, 1, self.key, self.token, self.ttl_ms))
+        return bool(await self.redis.eval(RENEW_IF_OWNER, 1, self.key, self.token, self.ttl_ms))
 
     async def hold(self) -> bool:
         """Renew the lock, or take it if it is free: whether this owner holds it now."""
@@ -59,4 +60,4 @@ class Lock:
 
     async def release(self) -> bool:
         """Give the lock up if this owner holds it (someone else's lock is left alone)."""
-        return bool(await self.redis.eval(_RELEASE, 1, self.key, self.token))
+        return bool(await self.redis.eval(RELEASE_IF_OWNER, 1, self.key, self.token))
