@@ -28,10 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._client import Http, Run, RunFailed, Target
 from bench._common import pct, pct_or_none
-from bench._procs import CpuShare, raise_nofile, rss_kib
+from bench._procs import ChurningGroup, CpuShare, pg_backends, raise_nofile, rss_kib
 from bench.results import Chatty, ChattyRun, Idle, Latency, Level, as_json
 
 RUN_TIMEOUT_S = 60.0
+PG_SAMPLE_S = 0.25  # how often a system's PostgreSQL backends are found again while CPU is metered
 
 perf = time.perf_counter
 
@@ -78,6 +79,7 @@ async def closed_loop(
     window_s: float,
     drain_s: float,
     pids: dict[str, list[int]],
+    pg_database: str | None = None,
 ) -> Level:
     """``concurrency`` users each run back to back; runs that end inside the window are counted."""
     start = perf()
@@ -103,13 +105,17 @@ async def closed_loop(
         finally:
             http.close()
 
-    usage = CpuShare(pids, own="client")
+    churning = {"postgres": ChurningGroup(lambda: pg_backends(pg_database))} if pg_database else {}
+    usage = CpuShare(pids, own="client", churning=churning)
     cpu: dict[str, float] = {}
 
     async def meter() -> None:
         await asyncio.sleep(max(0.0, t_measure - perf()))
         usage.start()
-        await asyncio.sleep(max(0.0, t_stop - perf()))
+        # Backends that close inside the window take their CPU since the last sample with them.
+        while (left := t_stop - perf()) > 0:
+            await asyncio.sleep(min(left, PG_SAMPLE_S if churning else left))
+            usage.sample()
         cpu.update(usage.stop())
 
     metering = asyncio.ensure_future(meter())
@@ -145,6 +151,7 @@ async def throughput(target: Target, spec: dict[str, Any]) -> dict[str, Level]:
             spec["window_s"],
             spec["drain_s"],
             spec.get("pids", {}),
+            spec.get("pg_database"),
         )
         await asyncio.sleep(spec.get("pause_s", 1.0))  # let the last drained runs settle
     return out

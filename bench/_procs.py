@@ -73,6 +73,19 @@ def tcp_connections(pid: int, remote_port: int) -> int:
     return sum(1 for c in conns if c.status == psutil.CONN_ESTABLISHED and c.raddr and c.raddr.port == remote_port)
 
 
+def pg_backends(database: str) -> list[int]:
+    """The PostgreSQL backends on this machine connected to ``database``, found by the title each
+    backend gives itself ("postgres: 15/main: <user> <database> <client> <state>"), so that no
+    connection to the server is needed. The cluster's own processes (WAL writer, checkpointer) serve
+    every database and are not counted."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        words = " ".join(proc.info["cmdline"] or []).split()
+        if words[:1] == ["postgres:"] and database in words[2:]:
+            found.append(proc.pid)
+    return found
+
+
 def raise_nofile() -> int:
     """Raise the open-files limit to the hard limit (thousands of sockets); returns the new limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -118,20 +131,57 @@ def stop(popen: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout_s: flo
         popen.wait(10)
 
 
-class CpuShare:
-    """CPU time between ``start`` and ``stop``, as a share of one core: of each group of processes,
-    of this process (under ``own``), and of everything else the machine did meanwhile ("other":
-    other users of this shared machine, the kernel), which says how far the figures can be trusted."""
+class ChurningGroup:
+    """CPU time of a set of processes that come and go while it is measured (PostgreSQL backends: a
+    pool opens connections under load and closes its overflow), found again by ``find`` at every
+    ``sample``. A process first seen after ``start`` was born in the window and counts from zero; one
+    that exits takes with it what it used since its last sample, so the caller samples often."""
 
-    def __init__(self, groups: dict[str, list[int]], own: str) -> None:
+    def __init__(self, find: Callable[[], list[int]]) -> None:
+        self.find = find
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+
+    def start(self) -> None:
+        self._first = {pid: cpu_seconds(pid) for pid in self.find()}
+        self._last = dict(self._first)
+
+    def sample(self) -> None:
+        for pid in self.find():
+            used = cpu_seconds(pid)
+            if used:
+                self._last[pid] = used
+
+    def used(self) -> float:
+        self.sample()
+        return sum(last - self._first.get(pid, 0.0) for pid, last in self._last.items())
+
+
+class CpuShare:
+    """CPU time between ``start`` and ``stop``, as a share of one core: of each group of processes
+    (fixed lists, or ``churning`` groups found again while measuring: call ``sample`` often), of this
+    process (under ``own``), and of everything else the machine did meanwhile ("other": other users
+    of this shared machine, the kernel), which says how far the figures can be trusted."""
+
+    def __init__(
+        self, groups: dict[str, list[int]], own: str, churning: dict[str, ChurningGroup] | None = None
+    ) -> None:
         self.groups = groups
         self.own = own
+        self.churning = churning or {}
         self._start: tuple[float, float, dict[str, float], float] | None = None
 
     def _groups(self) -> dict[str, float]:
-        return {group: sum(cpu_seconds(p) for p in pids) for group, pids in self.groups.items()}
+        fixed = {group: sum(cpu_seconds(p) for p in pids) for group, pids in self.groups.items()}
+        return {**fixed, **{group: churn.used() for group, churn in self.churning.items()}}
+
+    def sample(self) -> None:
+        for churn in self.churning.values():
+            churn.sample()
 
     def start(self) -> None:
+        for churn in self.churning.values():
+            churn.start()
         self._start = (time.perf_counter(), time.process_time(), self._groups(), machine_busy_seconds())
 
     def stop(self) -> dict[str, float]:

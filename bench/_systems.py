@@ -1,6 +1,6 @@
 """The systems bench/e2e.py measures over HTTP, each started in a clean environment and stopped on
 the way out: `graphrun serve`, graphrun as deployed (API + workers + external Redis), and
-`langgraph dev` (installed into bench/.peer-venv on first use)."""
+`langgraph dev` (installed into bench/.peer-venv on first use); Aegra is in bench/_aegra.py."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench._common import log
 from bench._procs import descendants, exe_name, http_json, wait_ok
+from bench._venv import ensure_venv
 from bench.results import Plan
 from graphrun.redis.embedded import EmbeddedRedis, die_with_parent, free_port
 
@@ -133,6 +134,14 @@ class System:
     steps: dict[str, int]
     pids: dict[str, list[int]] = field(default_factory=dict)
     worker_in_api: bool = False
+    # The PostgreSQL database whose backends work for this system: the load generator counts their
+    # CPU as the role "postgres" (they come and go with the pools, so they are found while measuring).
+    pg_database: str | None = None
+    # What the report prints about how the system was run (worker counts, pool sizes, ...).
+    settings: dict[str, str] = field(default_factory=dict)
+    # The errors the server has logged so far, oldest first (where its log can be read for them):
+    # a phase that makes it log errors fails even if every client saw its runs end.
+    log_errors: Callable[[], list[str]] | None = None
 
     def spec(self, phase: str, **kw: Any) -> dict[str, Any]:
         return {
@@ -142,11 +151,18 @@ class System:
             "steps": self.steps,
             "phase": phase,
             "pids": self.pids,
+            "pg_database": self.pg_database,
             **kw,
         }
 
 
 STEPS = {"chain": 5, "chatty": 1, "slow": 5}
+# How a LangGraph-API server is driven (POST /runs/stream): role -> [graph, stream_mode].
+PEER_TARGETS: dict[str, Any] = {
+    "chain": ["chain", "updates"],
+    "chatty": ["chatty", ["updates", "custom"]],
+    "slow": ["slow", "updates"],
+}
 
 
 def create_workflows(base: str, chatty_emit: int) -> dict[str, int]:
@@ -246,55 +262,10 @@ def graphrun_deployed(tmp: Path, plan: Plan) -> Iterator[System]:
         redis.stop()
 
 
-def peer_versions() -> dict[str, str]:
-    code = (
-        f"import importlib.metadata as m, json; print(json.dumps({{p: m.version(p) for p in {list(PEER_PACKAGES)!r}}}))"
-    )
-    out = subprocess.run(
-        [str(PEER_VENV / "bin" / "python"), "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    versions: dict[str, str] = json.loads(out.stdout)
-    return versions
-
-
 def ensure_peer() -> tuple[dict[str, str] | None, str]:
     """Install langgraph-cli[inmem] into bench/.peer-venv unless a complete install is there.
     Returns (versions, note) or (None, why it is unavailable)."""
-    marker = PEER_VENV / ".installed"
-    if marker.exists() and (PEER_VENV / "bin" / "langgraph").exists():
-        try:
-            same = json.loads(marker.read_text()).get("requirement") == PEER_REQUIREMENT
-            if same:
-                return peer_versions(), "reused bench/.peer-venv"
-        except (subprocess.SubprocessError, OSError, ValueError, AttributeError):
-            pass
-    shutil.rmtree(PEER_VENV, ignore_errors=True)
-    t0 = time.monotonic()
-    try:
-        subprocess.run([PY, "-m", "venv", str(PEER_VENV)], check=True, capture_output=True, timeout=120)
-        done = subprocess.run(
-            [
-                str(PEER_VENV / "bin" / "python"),
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                PEER_REQUIREMENT,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=420,
-            check=False,
-        )
-        if done.returncode != 0:
-            tail = " ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
-            return None, f"pip install {PEER_REQUIREMENT} failed: {tail[:300]}"
-        versions = peer_versions()
-    except (subprocess.SubprocessError, OSError, ValueError) as exc:
-        return None, f"could not install {PEER_REQUIREMENT}: {exc}"
-    marker.write_text(json.dumps({"requirement": PEER_REQUIREMENT, "versions": versions}))
-    return versions, f"installed into bench/.peer-venv in {time.monotonic() - t0:.0f} s"
+    return ensure_venv(PEER_VENV, PEER_REQUIREMENT, PY, PEER_PACKAGES, "bin/langgraph", timeout_s=420)
 
 
 @contextlib.contextmanager
@@ -331,7 +302,7 @@ def langgraph_dev(tmp: Path, plan: Plan) -> Iterator[System]:
             "langgraph dev",
             port,
             "peer",
-            {"chain": ["chain", "updates"], "chatty": ["chatty", ["updates", "custom"]], "slow": ["slow", "updates"]},
+            PEER_TARGETS,
             STEPS,
             {"api": [proc.pid, *descendants(proc.pid)]},
             worker_in_api=True,

@@ -1,8 +1,8 @@
 """End to end, side by side: graphrun against LangGraph's own dev server and against raw LangGraph.
 
-    make bench-e2e          (or: .venv/bin/python bench/e2e.py [--quick] [--no-peer] [--no-profile])
+    make bench-e2e          (or: .venv/bin/python bench/e2e.py [--quick] [--no-peer] [--no-aegra] [--no-profile])
 
-Four systems, measured one after the other in one run, with the same graph (`chain`, 5 steps, delay 0)
+Five systems, measured one after the other in one run, with the same graph (`chain`, 5 steps, delay 0)
 and the same client pattern (submit, then follow the events to the end over HTTP and SSE):
 
 1. raw LangGraph `astream` in this machine's Python, one event loop, no HTTP: the floor;
@@ -10,7 +10,10 @@ and the same client pattern (submit, then follow the events to the end over HTTP
 3. graphrun as deployed on several machines, on one: `graphrun api` (2 Gunicorn workers) +
    `graphrun worker --processes 2` + an external Redis (EmbeddedRedis) + a SQLite file;
 4. `langgraph dev` (langgraph-cli[inmem], installed into bench/.peer-venv on first use) serving a
-   copy of the same chain (bench/_peer_graph.py), driven through POST /runs/stream.
+   copy of the same chain (bench/_peer_graph.py), driven through POST /runs/stream;
+5. Aegra (aegra-api, installed into bench/.aegra-venv with Python >= 3.12 on first use; bench/_aegra.py)
+   as its documentation runs it in production (Redis job queue and workers, PostgreSQL), serving the
+   same copy, driven the same way. Its PostgreSQL backends' CPU is counted with its own.
 
 graphrun's processes get a clean environment (no GRAPHRUN_* of the caller's); BENCH_GRAPHRUN_<NAME>=v
 passes GRAPHRUN_<NAME>=v to them, to measure another setting (e.g. BENCH_GRAPHRUN_WORKER_PROCESSES=2,
@@ -39,12 +42,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import report, results
+from bench._aegra import aegra, ensure_aegra
 from bench._common import load_average, log, machine, stamp, versions
 from bench._procs import raise_nofile
 from bench._profile import profile_c50
@@ -56,22 +64,34 @@ ROOT = Path(__file__).resolve().parents[1]
 LOADGEN = ROOT / "bench" / "_loadgen.py"
 RAW = ROOT / "bench" / "_raw.py"
 DOC = ROOT / "docs" / "benchmarks.md"
+# The systems over HTTP, in the order they are measured; "raw" runs before them.
+SYSTEMS: dict[str, Callable[[Path, Plan], contextlib.AbstractContextManager[System]]] = {
+    "serve": graphrun_serve,
+    "deployed": graphrun_deployed,
+    "peer": langgraph_dev,
+    "aegra": aegra,
+}
 PHASE_TYPES: dict[str, Any] = {"latency": Latency, "throughput": dict[str, Level], "chatty": Chatty, "idle": Idle}
 
 
 def measure_phase(system: System, result: SystemResult, phase: str, timeout: float, **kw: Any) -> None:
     """One phase of the load generator against ``system``: its typed result, or its error."""
     log(f"{system.title}: {phase}" if phase != "idle" else f"{system.title}: {kw['clients']} idle SSE clients")
+    logged = len(system.log_errors()) if system.log_errors else 0
     try:
         out = run_json([PY, str(LOADGEN), json.dumps(system.spec(phase, **kw))], timeout, f"{system.title} {phase}")
         setattr(result, phase, results.from_json(PHASE_TYPES[phase], out))
     except (RuntimeError, subprocess.TimeoutExpired, ValueError, KeyError, TypeError) as exc:
         result.errors[phase] = str(exc)
         log(f"  {exc}")
+    if system.log_errors and (new := system.log_errors()[logged:]):
+        common = "; ".join(f"{text} (×{n})" for text, n in Counter(new).most_common(2))
+        result.server_errors[phase] = f"{len(new)} error(s) in its log, most often: {common}"
+        log(f"  {result.server_errors[phase]}")
 
 
 def measure_http(system: System, plan: Plan, run: E2ERun, tmp: Path, profile: bool) -> None:
-    result = run.systems[system.key] = SystemResult()
+    result = run.systems[system.key] = SystemResult(settings=dict(system.settings))
     runs = plan.peer_latency_runs if system.kind == "peer" else plan.latency_runs
     warmup = 3 if system.kind == "peer" else plan.latency_warmup
     measure_phase(system, result, "latency", 60 + 3 * (runs + warmup), warmup=warmup, runs=runs)
@@ -136,15 +156,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs and shorter windows (a smoke test)")
     parser.add_argument("--no-peer", action="store_true", help="skip langgraph dev")
+    parser.add_argument("--no-aegra", action="store_true", help="skip Aegra")
     parser.add_argument("--no-profile", action="store_true", help="skip py-spy")
-    parser.add_argument("--only", choices=["raw", "serve", "deployed", "peer"], action="append")
+    parser.add_argument("--only", choices=["raw", *SYSTEMS], action="append")
     parser.add_argument("--out", type=Path, default=DOC, help="report file (default docs/benchmarks.md)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, py-spy output)")
     args = parser.parse_args()
     plan = Plan.quick() if args.quick else Plan()
-    only = set(args.only or ["raw", "serve", "deployed", "peer"])
+    only = set(args.only or ["raw", *SYSTEMS])
     if args.no_peer:
         only.discard("peer")
+    if args.no_aegra:
+        only.discard("aegra")
 
     # Ctrl-C and SIGTERM unwind through the finally blocks that stop every process we started, even
     # when the bench was started with SIGINT ignored (a background job of a non-interactive shell).
@@ -161,7 +184,13 @@ def main() -> int:
         meta.peer_versions, meta.peer_note = ensure_peer()
         log(f"  {meta.peer_note}")
     else:
-        meta.peer_versions, meta.peer_note = None, "skipped (--no-peer)"
+        meta.peer_versions, meta.peer_note = None, "skipped (--no-peer or --only)"
+    if "aegra" in only:
+        log("Aegra: installing or reusing bench/.aegra-venv")
+        meta.aegra_versions, meta.aegra_note = ensure_aegra()
+        log(f"  {meta.aegra_note}")
+    else:
+        meta.aegra_versions, meta.aegra_note = None, "skipped (--no-aegra or --only)"
 
     meta.load_start = load_average()
     run = E2ERun(meta=meta, plan=plan)
@@ -172,18 +201,24 @@ def main() -> int:
                 run.raw = measure_raw(plan)
             except (RuntimeError, subprocess.SubprocessError, ValueError, KeyError, TypeError) as exc:
                 run.raw = RawResult(error=str(exc))
-        for key, start in (("serve", graphrun_serve), ("deployed", graphrun_deployed), ("peer", langgraph_dev)):
-            if key not in only or (key == "peer" and not meta.peer_versions):
+        for key, start in SYSTEMS.items():
+            installed = {"peer": meta.peer_versions, "aegra": meta.aegra_versions}.get(key, True)
+            if key not in only or not installed:
                 continue
             try:
                 with start(tmp, plan) as system:
                     measure_http(system, plan, run, tmp, profile=key == "serve" and not args.no_profile)
-            except (RuntimeError, OSError, AssertionError, subprocess.SubprocessError) as exc:
+            except (RuntimeError, OSError, AssertionError, subprocess.SubprocessError, psycopg.Error) as exc:
                 log(f"{key}: {exc}")
+                why = " ".join(str(exc).split())[:300]
+                if key in run.systems:  # measured, then failed to stop: the figures stand
+                    run.systems[key].errors["stop"] = why
+                    continue
                 run.systems[key] = SystemResult(error=str(exc).splitlines()[0][:300])
                 if key == "peer":
-                    why = " ".join(str(exc).split())[:300]
                     meta.peer_versions, meta.peer_note = None, f"langgraph dev did not start: {why}"
+                elif key == "aegra":
+                    meta.aegra_versions, meta.aegra_note = None, f"Aegra did not start: {why}"
     finally:
         if args.keep:
             log(f"kept {tmp}")

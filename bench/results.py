@@ -119,7 +119,7 @@ class Idle:
 
 @dataclass
 class SystemResult:
-    """One system over HTTP (graphrun serve, graphrun deployed, langgraph dev)."""
+    """One system over HTTP (graphrun serve, graphrun deployed, langgraph dev, Aegra)."""
 
     latency: Latency | None = None
     throughput: dict[str, Level] | None = None  # by concurrency, as text (JSON keys)
@@ -127,6 +127,8 @@ class SystemResult:
     idle: Idle | None = None
     errors: dict[str, str] = field(default_factory=dict)  # phase → why it has no result
     error: str | None = None  # the system did not start: nothing was measured
+    settings: dict[str, str] = field(default_factory=dict)  # how it was run (Aegra: workers, pools)
+    server_errors: dict[str, str] = field(default_factory=dict)  # phase → errors the server logged in it
 
 
 @dataclass
@@ -205,6 +207,8 @@ class Meta:
     redis_version: str = "?"
     peer_versions: dict[str, str] | None = None
     peer_note: str | None = None
+    aegra_versions: dict[str, str] | None = None  # None: not measured, and aegra_note says why
+    aegra_note: str | None = None
     load_start: str = "?"
     load_end: str = "?"
     wall_s: float | None = None
@@ -215,7 +219,7 @@ class E2ERun:
     meta: Meta
     plan: Plan
     raw: RawResult | None = None
-    systems: dict[str, SystemResult] = field(default_factory=dict)  # serve, deployed, peer
+    systems: dict[str, SystemResult] = field(default_factory=dict)  # serve, deployed, peer, aegra
     profile: Profile | None = None
     schema: int = SCHEMA
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from bench.report._view import View
 from bench.report.details import details, floor
 from bench.report.profile import profile
-from bench.report.summary import figures_table, intro, ratios, targets
+from bench.report.summary import cpu_targets, figures_table, intro, ratios, targets
 from bench.results import E2ERun
 
-SECTIONS = (intro, figures_table, ratios, floor, targets, details, profile)
+SECTIONS = (intro, figures_table, ratios, floor, targets, cpu_targets, details, profile)
 
 PREAMBLE = (
     "# Benchmarks\n\nWritten by `make bench` (bench/e2e.py); do not edit by hand. "

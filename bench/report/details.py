@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from bench.report._format import fmt, ratio
-from bench.report._view import COLUMNS, View
+from bench.report._view import COLUMNS, PEERS, View, cpu_ms_per_run
 from bench.results import Level, SystemResult
 
 
@@ -46,7 +46,7 @@ def _raw_throughput(levels: dict[str, Level]) -> str:
     return "- raw LangGraph throughput: " + "; ".join(
         f"c={level}: {t.counted} runs, p50 {fmt(t.p50_ms, 2)} ms, p99 {fmt(t.p99_ms, 2)} ms; "
         f"CPU (share of one core): itself {(t.cpu.get('itself') or 0) * 100:.0f}%, "
-        f"other {(t.cpu.get('other') or 0) * 100:.0f}%"
+        f"other {(t.cpu.get('other') or 0) * 100:.0f}%; {fmt(cpu_ms_per_run(t), 2)} ms CPU per run"
         for level, t in levels.items()
     )
 
@@ -62,7 +62,8 @@ def _throughput(title: str, system: SystemResult) -> list[str]:
         cpu = ", ".join(f"{role} {share * 100:.0f}%" for role, share in t.cpu.items() if share is not None)
         parts.append(
             f"c={level}: {t.counted} runs, p50 {fmt(t.p50_ms)} ms, p99 {fmt(t.p99_ms)} ms, "
-            f"{t.failures} failed, {t.abandoned} abandoned; CPU (share of one core): {cpu}"
+            f"{t.failures} failed, {t.abandoned} abandoned; CPU (share of one core): {cpu}; "
+            f"{fmt(cpu_ms_per_run(t), 2)} ms CPU per run"
         )
         reasons.update(t.failure_reasons)
     lines = [f"- {title} throughput: " + "; ".join(parts)]
@@ -92,7 +93,7 @@ def _idle(title: str, key: str, system: SystemResult) -> list[str]:
     if idle is None:
         return []
     connected = f"- {title} idle clients: {idle.connected}/{idle.clients} connected in {idle.connect_s:.1f} s"
-    if key == "peer":
+    if key in PEERS:
         return [f"{connected}, then disconnected (on_disconnect=cancel)"]
     return [
         f"{connected}; stopped in {idle.cancel_s:.1f} s, streams ended with {idle.ended_with}"
@@ -149,11 +150,36 @@ def details(view: View) -> list[str]:
         "- Memory: VmRSS summed over the processes of each role (Gunicorn master + 2 workers; worker supervisor "
         "+ 2 workers; forked processes share pages, so sums overcount). 'idle' is read after the runs above, just "
         "before the clients connect. graphrun clients follow `chain` executions with delay_s 60 (queued or "
-        "running), then cancelled through the API; langgraph dev clients hold POST /runs/stream of the same slow "
-        "graph (on_disconnect=cancel), then disconnect."
+        "running), then cancelled through the API; langgraph dev and Aegra clients hold POST /runs/stream of the "
+        "same slow graph (on_disconnect=cancel), then disconnect. Aegra's PostgreSQL backends are not in its memory "
+        "figures."
+    )
+    lines.append(
+        "- CPU per run: the CPU time (user + system) of every process of the system during the throughput window, "
+        "divided by the runs completed in it: graphrun serve's API, worker and Redis; the deployed shape's API "
+        "processes, worker processes and Redis; langgraph dev's one process; Aegra's API process (its workers are "
+        "in it), its Redis and the PostgreSQL backends connected to its database (found by their process title "
+        "every 0.25 s, so a backend that closes loses at most its last 0.25 s; the cluster's shared WAL writer and "
+        "checkpointer are not counted); raw LangGraph's one process. The load generator and the rest of the "
+        "machine are not counted: they are 'client' and 'other' in the shares above."
     )
     lines.append(
         "- langgraph dev runs with its defaults (one background job at a time; a queue that polls about once a "
         "second when idle, which is most of its concurrency-1 latency) and its default INFO logging, as is graphrun."
     )
+    lines += _aegra(view)
     return lines
+
+
+def _aegra(view: View) -> list[str]:
+    aegra = view.run.systems.get("aegra")
+    if aegra is None or not aegra.settings:
+        return []
+    settings = ", ".join(f"{name} {value}" for name, value in aegra.settings.items())
+    return [
+        "- Aegra runs as its documentation runs it in production (`aegra serve`: uvicorn `aegra_api.main:app`, "
+        "REDIS_BROKER_ENABLED=true, so runs go through its Redis job queue to the worker loops inside the API "
+        "process, events through Redis pub/sub), on the machine's PostgreSQL (a database created empty for the run, "
+        "migrated by Aegra at start-up) and a private Redis (as graphrun deployed has), with JSON logs at INFO "
+        f"(ENV_MODE=PRODUCTION) and every other setting at its default: {settings}."
+    ]

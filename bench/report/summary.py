@@ -1,15 +1,16 @@
 """The head of the report: where and how it was measured, the figures side by side, their ratios,
-and the targets of issue #7."""
+the targets of issue #7, and the targets on CPU per run and on the peers' throughput."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from bench._common import table
 from bench.report._format import fmt, mib, ratio
-from bench.report._view import COLUMNS, NAMES, View
+from bench.report._view import COLUMNS, NAMES, PEERS, View, cpu_ms_per_run
 
-TITLE = "end to end: graphrun vs langgraph dev vs raw LangGraph"
+TITLE = "end to end: graphrun vs langgraph dev vs Aegra vs raw LangGraph"
 TARGET_LATENCY_MS = 15.0
 TARGET_LATENCY_VS_PEER = 50.0
 TARGET_THROUGHPUT_VS_PEER = 6.0
@@ -25,6 +26,11 @@ def intro(view: View) -> list[str]:
         lines.append("peer (bench/.peer-venv): " + ", ".join(f"{k} {v}" for k, v in meta.peer_versions.items()))
     else:
         lines.append(f"peer: NOT MEASURED — {meta.peer_note}")
+    lines.append("")
+    if meta.aegra_versions:
+        lines.append("Aegra (bench/.aegra-venv): " + ", ".join(f"{k} {v}" for k, v in meta.aegra_versions.items()))
+    else:
+        lines.append(f"Aegra: NOT MEASURED — {meta.aegra_note or 'not part of this run'}")
     lines += [
         "",
         f"redis-server {meta.redis_version} · RLIMIT_NOFILE {meta.nofile}",
@@ -33,9 +39,10 @@ def intro(view: View) -> list[str]:
         "other processes were not stopped (their CPU during each window: 'other' below)",
         "",
         f'Graph `chain`, 5 steps, delay 0, input {{"n": 0}}. Client: submit, then follow the events to the end '
-        f"(graphrun: POST …/executions + GET …/events; langgraph dev: POST /runs/stream, stream_mode updates), "
-        f"HTTP/1.1 keep-alive over raw asyncio streams in a separate process. Latency: {plan.latency_runs} runs "
-        f"({plan.peer_latency_runs} on langgraph dev, {plan.raw_latency_runs} raw) after warm-up, one at a time. "
+        f"(graphrun: POST …/executions + GET …/events; langgraph dev and Aegra: POST /runs/stream, stream_mode "
+        f"updates), HTTP/1.1 keep-alive over raw asyncio streams in a separate process. Latency: {plan.latency_runs} "
+        f"runs ({plan.peer_latency_runs} on langgraph dev and Aegra, {plan.raw_latency_runs} raw) after warm-up, one "
+        f"at a time. "
         f"Throughput: closed loop, runs ending in a {plan.window_s:.0f} s window after {plan.warmup_s:.0f} s warm-up.",
     ]
     return lines
@@ -44,8 +51,8 @@ def intro(view: View) -> list[str]:
 def _memory(view: View, key: str, group: str) -> str:
     if key == "raw":
         return "n/a"
-    if key == "peer" and group == "worker":
-        return "n/a (one process)"
+    if key in PEERS and group == "worker":
+        return "n/a (one process)" if key == "peer" else "n/a (in the API process)"
     if key == "peer" and group == "redis":
         return "n/a (in memory)"
     system = view.run.systems.get(key)
@@ -59,15 +66,26 @@ def _memory(view: View, key: str, group: str) -> str:
 def figures_table(view: View) -> list[str]:
     figs, plan = view.figs, view.run.plan
     clients = f"{plan.idle_clients:,} SSE clients"
+
+    def figure(metric: str, digits: int = 1) -> Callable[[str], str]:
+        def cell(key: str) -> str:
+            value = figs[key].get(metric)
+            if view.phase_failed(key, metric):
+                return "failed" if value is None else f"{fmt(value, digits)} (failing)"
+            return fmt(value, digits)
+
+        return cell
+
     rows: list[tuple[str, Callable[[str], str]]] = [
-        ("submit → terminal event, p50 ms (concurrency 1)", lambda k: fmt(figs[k].p50, 2)),
-        ("submit → terminal event, p99 ms (concurrency 1)", lambda k: fmt(figs[k].p99, 2)),
-        ("time to first event, p50 ms", lambda k: fmt(figs[k].first, 2)),
-        ("time to first node output, p50 ms", lambda k: fmt(figs[k].first_node, 2)),
-        ("completed runs/s, concurrency 10", lambda k: fmt(figs[k].c10)),
-        ("completed runs/s, concurrency 50", lambda k: fmt(figs[k].c50)),
-        ("completed runs/s, concurrency 200", lambda k: fmt(figs[k].c200)),
-        (f"chatty run ({plan.chatty_emit:,} custom events): events/s to one client", lambda k: fmt(figs[k].chatty)),
+        ("submit → terminal event, p50 ms (concurrency 1)", figure("p50", 2)),
+        ("submit → terminal event, p99 ms (concurrency 1)", figure("p99", 2)),
+        ("time to first event, p50 ms", figure("first", 2)),
+        ("time to first node output, p50 ms", figure("first_node", 2)),
+        ("completed runs/s, concurrency 10", figure("c10")),
+        ("completed runs/s, concurrency 50", figure("c50")),
+        ("completed runs/s, concurrency 200", figure("c200")),
+        ("CPU ms per completed run, concurrency 50 (all the system's processes)", figure("cpu50", 2)),
+        (f"chatty run ({plan.chatty_emit:,} custom events): events/s to one client", figure("chatty")),
         (f"API RSS MiB, idle → {clients}", lambda k: _memory(view, k, "api")),
         (f"worker RSS MiB, idle → {clients}", lambda k: _memory(view, k, "worker")),
         (f"Redis RSS MiB, idle → {clients}", lambda k: _memory(view, k, "redis")),
@@ -79,12 +97,22 @@ def figures_table(view: View) -> list[str]:
     )
     lines.append("")
     lines += [f"- {title}: {view.unavailable[key]}" for key, title in COLUMNS if view.unavailable[key]]
+    for key, title in COLUMNS:
+        for phase, what in view.failing.get(key, {}).items():
+            lines.append(f"- {title} FAILING in {phase}: {what}")
     return lines
 
 
 def ratios(view: View) -> list[str]:
     """graphrun's figures over the others', pair by pair, from the same run."""
-    pairs = [("serve", "peer"), ("serve", "raw"), ("deployed", "peer"), ("deployed", "raw")]
+    pairs = [
+        ("serve", "peer"),
+        ("serve", "aegra"),
+        ("serve", "raw"),
+        ("deployed", "peer"),
+        ("deployed", "aegra"),
+        ("deployed", "raw"),
+    ]
 
     def cell(a: str, b: str, metric: str, lower_better: bool) -> str:
         r = ratio(view.figs[a].get(metric), view.figs[b].get(metric))
@@ -102,6 +130,7 @@ def ratios(view: View) -> list[str]:
         ("runs/s, concurrency 50", "c50", False),
         ("runs/s, concurrency 200", "c200", False),
         ("chatty events/s", "chatty", False),
+        ("CPU per completed run, concurrency 50", "cpu50", True),
     ]
     head = ["figure", *(f"{NAMES[a].replace('graphrun ', '')} / {NAMES[b]}" for a, b in pairs)]
     rows = ([label, *(cell(a, b, metric, lower) for a, b in pairs)] for label, metric, lower in metrics)
@@ -170,3 +199,79 @@ def targets(view: View) -> list[str]:
     rows = ([label, shown(v, unit), verdict(ok), shown(dv, unit)] for label, v, ok, unit, dv in checks)
     head = ["target", "graphrun serve", "verdict", "graphrun api + 2 workers"]
     return ["Targets (issue #7), on graphrun serve:", "", *table(head, "lrlr", rows)]
+
+
+TARGET_CPU_VS_PEER = 0.5
+TARGET_CPU_VS_RAW_MODES = 2.5
+TARGET_C50_VS_PEER = 3.0
+TARGET_C50_VS_AEGRA = 10.0
+
+
+def _raw_modes_cpu(view: View) -> float | None:
+    """Raw LangGraph's CPU per run with graphrun's stream modes (subgraphs=True) at concurrency 50."""
+    raw = view.run.raw
+    modes = raw.graphrun_modes if raw and not raw.error else None
+    return cpu_ms_per_run(modes.throughput.get("50")) if modes else None
+
+
+def cpu_targets(view: View) -> list[str]:
+    """CPU per completed run against langgraph dev and raw LangGraph, and throughput at concurrency
+    50 against langgraph dev and Aegra: each target with its figures, ratio and verdict."""
+    figs = view.figs
+
+    def fig(key: str, metric: str) -> float | None:
+        return None if view.unavailable[key] else figs[key].get(metric)
+
+    raw_modes = _raw_modes_cpu(view)
+    # (target, its system, figure, figure of the other, unit, the ratio it must meet, at most?)
+    rows: list[tuple[str, str, float | None, float | None, str, float, bool]] = [
+        (
+            f"CPU per run ≤ {TARGET_CPU_VS_PEER}× langgraph dev's",
+            "serve",
+            fig("serve", "cpu50"),
+            fig("peer", "cpu50"),
+            "ms",
+            TARGET_CPU_VS_PEER,
+            True,
+        ),
+        (
+            f"CPU per run ≤ {TARGET_CPU_VS_RAW_MODES}× raw LangGraph's with the same stream modes",
+            "serve",
+            fig("serve", "cpu50"),
+            None if view.unavailable["raw"] else raw_modes,
+            "ms",
+            TARGET_CPU_VS_RAW_MODES,
+            True,
+        ),
+    ]
+    for key in ("serve", "deployed"):
+        for other, target in (("peer", TARGET_C50_VS_PEER), ("aegra", TARGET_C50_VS_AEGRA)):
+            rows.append(
+                (
+                    f"throughput at concurrency 50 ≥ {target:.0f}× {NAMES[other]}",
+                    key,
+                    fig(key, "c50"),
+                    fig(other, "c50"),
+                    "runs/s",
+                    target,
+                    False,
+                )
+            )
+
+    def line(label: str, key: str, a: float | None, b: float | None, unit: str, bound: float, most: bool) -> list[str]:
+        digits = 2 if unit == "ms" else 1
+        figures = " vs ".join("not measured" if v is None else f"{fmt(v, digits)} {unit}" for v in (a, b))
+        if a is None or b is None:
+            return [NAMES[key], label, figures, "—", "not measured"]
+        # The other completing no run in the window is an unbounded ratio, not a missing one.
+        r = a / b if b else math.inf
+        ok = r <= bound if most else r >= bound
+        return [NAMES[key], label, figures, f"{r:.2f}×" if b else "∞", "met" if ok else "not met"]
+
+    head = ["system", "target", "figures (this system vs the other)", "ratio", "verdict"]
+    return [
+        "Targets on CPU per completed run and on the peers' throughput (concurrency 50, same run; CPU: all the "
+        "system's processes, raw LangGraph with graphrun's stream modes and subgraphs=True):",
+        "",
+        *table(head, "lllrl", (line(*row) for row in rows)),
+    ]
