@@ -254,7 +254,14 @@ async def test_ten_rejects_at_once_on_an_idle_thread_one_accepted(client: LangGr
     clients = [get_client(url=target.url, api_key=None, timeout=scaled(60)) for _ in range(10)]
     try:
         statuses = await asyncio.gather(
-            *(status_of(c.runs.create(tid, "marks", input={"mark": "r"}, multitask_strategy="reject")) for c in clients)
+            *(
+                # The accepted run must outlast the other nine requests: once it has ended the thread
+                # is idle again, and accepting a later reject would be right.
+                status_of(
+                    c.runs.create(tid, "marks", input={"mark": "r", "delay": scaled(1)}, multitask_strategy="reject")
+                )
+                for c in clients
+            )
         )
     finally:
         for c in clients:
