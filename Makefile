@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install js-install lint typecheck test fuzz run bench bench-cache bench-cancel bench-e2e bench-store bench-stream clean console test-browser
+.PHONY: install js-install lint typecheck test fuzz run bench bench-agent bench-cache bench-cancel bench-e2e bench-store bench-stream clean console test-browser
 
 $(UV):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "graphrun needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -36,8 +36,11 @@ lint: install
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 
+# The package, then bench/agent/ (strict too; it imports graphrun from src/, and the older bench
+# modules it uses are followed silently rather than checked).
 typecheck: install
 	$(VENV)/bin/mypy
+	MYPYPATH=src $(VENV)/bin/mypy --strict --follow-imports=silent bench/agent
 
 test: lint typecheck js-install
 	$(VENV)/bin/pytest
@@ -82,6 +85,13 @@ bench-cancel: install
 
 bench-e2e: install
 	$(VENV)/bin/python bench/e2e.py
+
+# The agent-load bench (issue #18, bench/agent/): graphrun serve, graphrun api + workers on PostgreSQL,
+# langgraph dev and Aegra serving one tool-calling agent against a fake OpenAI server; 100 and 1,000
+# conversations and a reconnect storm; writes docs/benchmarks-agent.md and .json. About 10 minutes;
+# BENCH_QUICK=1 is a smoke test (20/100 conversations). Adds langchain-openai to the peers' venvs.
+bench-agent: install
+	$(VENV)/bin/python -m bench.agent
 
 bench-store: install
 	$(VENV)/bin/python bench/store.py

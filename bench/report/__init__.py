@@ -19,6 +19,8 @@ SECTIONS = (intro, figures_table, ratios, floor, targets, cpu_targets, details, 
 PREAMBLE = (
     "# Benchmarks\n\nWritten by `make bench` (bench/e2e.py); do not edit by hand. "
     "Every figure below comes from one run on the machine named in its header.\n\n"
+    "The agent-load benchmark (`make bench-agent`: a streaming tool-calling agent under 100 and 1,000 "
+    "conversations and a reconnect storm) has its own page: [benchmarks-agent.md](benchmarks-agent.md).\n\n"
 )
 # What the profiles found and what was changed is written by people, as decision records beside
 # this file; the report links them rather than copying them, so that they have one home.
