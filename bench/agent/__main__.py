@@ -26,7 +26,7 @@ from typing import Any
 
 from bench._common import load_average, log, machine, stamp
 from bench._procs import raise_nofile
-from bench._systems import PY, Proc, child, clean_env, wait_ready
+from bench._systems import PY, Proc, child, clean_env, run_json, wait_ready
 from bench.agent import report
 from bench.agent.conversation import Shape
 from bench.agent.meter import Meter
@@ -122,10 +122,21 @@ def drive(served: Served, scenario: Scenario, shape: Shape, fake: Proc, fake_url
         return {"error": f"client exited {client.returncode}: {tail[:400]}"}
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     result["usage"] = asdict(usage)
+    if result["turns_failed"]:
+        # Runs the client gave up on may still be going: stopped before the next scenario, unmetered.
+        result["tidy"] = tidy(served.url)
     turns = result["turns_ok"]
     result["cpu_ms_per_turn"] = usage.system_cpu_s * 1000 / turns if turns else None
     result["rss_kib_per_conversation"] = (usage.rss_peak_kib - usage.rss_before_kib) / scenario.conversations
     return result
+
+
+def tidy(url: str) -> dict[str, Any]:
+    spec = json.dumps({"scenario": "tidy", "url": url})
+    try:
+        return run_json([PY, str(LOAD), spec], 120, "tidy")
+    except (RuntimeError, subprocess.SubprocessError, ValueError) as exc:
+        return {"error": str(exc)[:300]}
 
 
 def measure(key: str, tmp: Path, plan: AgentPlan, fake: Proc, fake_url: str, llm_url: str) -> dict[str, Any]:

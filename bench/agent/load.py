@@ -240,7 +240,36 @@ def check_tokens(
     }
 
 
+async def tidy(url: str, wait_s: float = 30.0) -> dict[str, Any]:
+    """After a scenario that left runs going (turns cut short): cancel every pending and running run,
+    then wait until no thread is busy, so that the next scenario starts on an idle system. Run outside
+    the metered window; what it found is reported."""
+    client = shared_client(url)
+    out: dict[str, Any] = {}
+    try:
+        await client.runs.cancel_many(status="all")
+        out["cancel"] = "cancelled all pending and running runs"
+    except Exception as exc:
+        out["cancel"] = f"could not cancel the runs left: {reason(exc)}"
+    t0 = time.perf_counter()
+    while True:
+        try:
+            busy = len(await client.threads.search(status="busy", limit=1000))
+        except Exception as exc:
+            out["busy_threads"] = f"unknown: {reason(exc)}"
+            break
+        out["busy_threads"] = busy
+        if busy == 0 or time.perf_counter() - t0 > wait_s:
+            break
+        await asyncio.sleep(1.0)
+    out["waited_s"] = round(time.perf_counter() - t0, 1)
+    await client.aclose()
+    return out
+
+
 async def main(spec: dict[str, Any]) -> dict[str, Any]:
+    if spec["scenario"] == "tidy":
+        return await tidy(spec["url"])
     fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in spec["shape"].items()}
     shape = Shape(**fields)
     tally = Tally()

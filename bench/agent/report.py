@@ -120,6 +120,8 @@ def notes(name: str, systems: dict[str, R]) -> list[str]:
             continue
         if r["errors"]:
             out.append(f"- {title} errors: " + "; ".join(f"{k}: {v}" for k, v in r["errors"].items()))
+        if r.get("tidy"):
+            out.append(f"- {title} afterwards (unmetered): " + ", ".join(f"{k} {v}" for k, v in r["tidy"].items()))
         if r["double_text"]:
             out.append(f"- {title} double-texting: " + "; ".join(f"{k}: {v}" for k, v in r["double_text"].items()))
         t = r["tokens"]
