@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench._common import load_average, log, machine, stamp
+from bench._common import load_average, log, machine, stamp, versions
 from bench._procs import raise_nofile
 from bench._systems import PY, Proc, child, clean_env, run_json, wait_ready
 from bench.agent import report
@@ -46,7 +46,7 @@ class Scenario:
     kind: str  # load | storm
     conversations: int
     duration_s: float  # load: turns begin until then (from the start)
-    drain_s: float  # what is still going this long after that is cut short and counted as failed
+    drain_s: float  # what is still being answered this long after that is left unanswered
     ramp_s: float = 2.0  # conversations (storm: answers) start spread over this
     drop_after_s: float = 1.5  # storm: the drop comes this long after the last answer was asked for
     storm_tokens: int = 30
@@ -64,9 +64,9 @@ class AgentPlan:
         return cls(
             Shape(),
             [
-                Scenario("100 conversations", "load", 100, duration_s=15, drain_s=20),
-                Scenario("1,000 conversations", "load", 1000, duration_s=20, drain_s=30, ramp_s=5.0),
-                Scenario("reconnect storm, 1,000 clients", "storm", 1000, duration_s=0, drain_s=30, ramp_s=1.0),
+                Scenario("100 conversations", "load", 100, duration_s=20, drain_s=15),
+                Scenario("1,000 conversations", "load", 1000, duration_s=20, drain_s=25, ramp_s=5.0),
+                Scenario("reconnect storm, 1,000 clients", "storm", 1000, duration_s=0, drain_s=25, ramp_s=1.0),
             ],
         )
 
@@ -75,8 +75,8 @@ class AgentPlan:
         return cls(
             Shape(),
             [
-                Scenario("20 conversations", "load", 20, duration_s=10, drain_s=15),
-                Scenario("100 conversations", "load", 100, duration_s=15, drain_s=20),
+                Scenario("20 conversations", "load", 20, duration_s=15, drain_s=15),
+                Scenario("100 conversations", "load", 100, duration_s=20, drain_s=15),
                 Scenario("reconnect storm, 100 clients", "storm", 100, duration_s=0, drain_s=20, ramp_s=1.0),
             ],
             quick=True,
@@ -93,6 +93,7 @@ class AgentRun:
     load_end: str = ""
     wall_s: float = 0.0
     command: str = ""
+    tools: str = ""  # the client's and the fake LLM's packages
     systems: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -122,7 +123,7 @@ def drive(served: Served, scenario: Scenario, shape: Shape, fake: Proc, fake_url
         return {"error": f"client exited {client.returncode}: {tail[:400]}"}
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     result["usage"] = asdict(usage)
-    if result["turns_failed"]:
+    if result["turns_failed"] or result["turns_unanswered"]:
         # Runs the client gave up on may still be going: stopped before the next scenario, unmetered.
         result["tidy"] = tidy(served.url)
     turns = result["turns_ok"]
@@ -202,6 +203,7 @@ def main() -> int:
             log(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+    run.tools = versions("langgraph-sdk", "httpx", "uvloop", "starlette", "uvicorn")
     run.load_end = load_average()
     run.stamp = stamp()
     run.wall_s = time.monotonic() - started

@@ -54,7 +54,9 @@ class Tally:
     replayed: int = 0  # tokens received after a rejoin that were sent before it
     turn_s: list[float] = field(default_factory=list)  # submit -> end of a completed turn
     turns_ok: int = 0
-    turns_failed: int = 0
+    turns_failed: int = 0  # an error: an exception, an `error` event, a run that ended without its answer
+    turns_unanswered: int = 0  # still being answered at the scenario's time limit
+    unanswered_status: dict[str, int] = field(default_factory=dict)  # of a sample of those
     conversations_complete: int = 0  # every turn answered
     errors: Counter[str] = field(default_factory=Counter)
     double_text: Counter[str] = field(default_factory=Counter)
@@ -137,16 +139,27 @@ async def read(
         await close(stream)
 
 
+async def run_status(client: LangGraphClient, thread_id: str, run_id: str | None) -> str:
+    if not run_id:
+        return "no run id yet"
+    try:
+        status: str = (await client.runs.get(thread_id, run_id))["status"]
+    except Exception as exc:
+        return f"unknown: {reason(exc)}"
+    return status
+
+
 async def with_status(client: LangGraphClient, thread_id: str, follow: Follow, failure: str) -> str:
     """A failed turn's reason, with its run's status as the server tells it afterwards."""
     if follow.error or not follow.run_id:
         return failure
-    status: str
-    try:
-        status = (await client.runs.get(thread_id, follow.run_id))["status"]
-    except Exception as exc:
-        status = f"unknown: {reason(exc)}"
-    return f"{failure} (run status {status})"
+    return f"{failure} (run status {await run_status(client, thread_id, follow.run_id)})"
+
+
+async def sample_statuses(runs: list[tuple[LangGraphClient, str, str | None]], k: int = 20) -> dict[str, int]:
+    """The statuses of a few of the runs left unanswered (all of them would load a busy server)."""
+    found = await asyncio.gather(*(run_status(*run) for run in runs[:k]))
+    return dict(Counter(found))
 
 
 def reason(exc: BaseException) -> str:
@@ -178,6 +191,7 @@ class Conversation:
         self.turns_ok = 0
         self.did: set[str] = set()  # "rejoined", "double-texted": which lost tokens go with what
         self.in_turn = False  # a turn is being answered (a cancel now cuts it short)
+        self.current: Follow | None = None  # the run of the turn being answered
         self.failed = False
 
     def message(self, turn: int, tool: bool = True, tokens: int | None = None, pace_ms: int | None = None) -> Any:
@@ -220,6 +234,7 @@ class Conversation:
         tally, t0 = self.tally, time.perf_counter()
         tally.first_turn_start = min(tally.first_turn_start or t0, t0)
         follow, extra = Follow(), list[asyncio.Future[None]]()
+        self.current = follow
 
         def midway() -> bool:
             """After a few tokens: the second message of a double-texter, or the drop of a rejoiner."""

@@ -3,7 +3,8 @@
     python bench/agent/load.py '<json spec>'
 
 - `load`: N conversations at once (started over `ramp_s`), each its turns with pauses (conversation.py),
-  a turn begun only within `duration_s`; what is still being answered `drain_s` later is cut short;
+  a turn begun only within `duration_s`; what is still being answered `drain_s` later is left
+  unanswered (an overloaded system: counted apart from errors, with the status of a sample of them);
 - `storm`: N conversations each start an answer; at one moment every client drops its
   connection, and each rejoins at a random instant within the next second with
   `runs.join_stream(last_event_id=...)`. Settle time: from the drop until the last client has
@@ -30,6 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from langgraph_sdk.client import LangGraphClient
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench._common import pct_or_none
@@ -43,6 +46,7 @@ from bench.agent.conversation import (
     Tally,
     read,
     reason,
+    sample_statuses,
     shared_client,
     with_status,
 )
@@ -90,9 +94,9 @@ async def load(spec: dict[str, Any], shape: Shape, tally: Tally) -> Outcome:
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
-    if cut:
-        tally.turns_failed += len(cut)
-        tally.errors[f"turn still going {drain:.0f} s after the last could begin"] += len(cut)
+    tally.turns_unanswered += len(cut)
+    runs = [(c.client, c.thread_id, c.current.run_id if c.current else None) for c in cut]
+    tally.unanswered_status = await sample_statuses(runs)
     # A conversation with a failed turn may have left output nobody followed: not checkable.
     unchecked = {c.conv for c in cut} | {c.conv for c in convs if c.failed}
     await client.aclose()
@@ -170,17 +174,21 @@ async def storm(spec: dict[str, Any], shape: Shape, tally: Tally) -> Outcome:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
     unchecked: set[str] = set()
+    unanswered: list[tuple[LangGraphClient, str, str | None]] = []
     for c, f in zip(convs, follows, strict=True):
         failure = f.failure()
         if failure is None:
             tally.turns_ok += 1
             tally.last_turn_end = max(tally.last_turn_end or 0.0, time.perf_counter())
+            continue
+        unchecked.add(c.conv)
+        if not f.ended and not f.error:
+            tally.turns_unanswered += 1
+            unanswered.append((c.client, c.thread_id, f.run_id))
         else:
             tally.turns_failed += 1
-            if not f.ended and not f.error:
-                failure = f"answer not finished within {cap:.0f} s of the drop"
             tally.errors[await with_status(c.client, c.thread_id, f, failure)] += 1
-            unchecked.add(c.conv)
+    tally.unanswered_status = await sample_statuses(unanswered)
     await client.aclose()
     ups = [t for t in caught_up if t is not None]
     facts.rejoin_window_s = max(rejoin_times) - min(rejoin_times) if rejoin_times else 0.0
@@ -206,8 +214,9 @@ async def find_run(c: Conversation, wait_s: float = 10.0) -> str:
 def check_tokens(
     fake_url: str, tag: str, received: Counter[str], unchecked: set[str], kinds: dict[str, str]
 ) -> dict[str, Any]:
-    """Every token of a completed model call of a checked conversation received exactly once; the
-    lost and repeated ones also by kind of conversation (``kinds``: conv id -> what it did)."""
+    """Every token of a completed model call of a checked conversation received, and no token of any
+    conversation received twice; the lost and repeated ones also by kind of conversation (``kinds``:
+    conv id -> what it did)."""
     with urllib.request.urlopen(f"{fake_url}/sent?prefix={tag}-", timeout=60) as resp:
         sent: dict[str, list[list[Any]]] = json.loads(resp.read())
     expected: set[str] = set()
@@ -226,14 +235,15 @@ def check_tokens(
     checked = {k: v for k, v in received.items() if k.split(":", 1)[0] not in unchecked}
     lost = expected - checked.keys()
     lost_in = Counter(kinds.get(k.split(":", 1)[0], "plain") for k in lost)
-    repeated_in = Counter(kinds.get(k.split(":", 1)[0], "plain") for k, v in checked.items() for _ in range(v - 1))
+    # A repeat is one whatever became of its conversation: counted over everything received.
+    repeated_in = Counter(kinds.get(k.split(":", 1)[0], "plain") for k, v in received.items() for _ in range(v - 1))
     return {
         "lost_in": dict(lost_in),
         "repeated_in": dict(repeated_in),
         "sent": sum(c for calls in sent.values() for _t, _c, c, _d in calls),
         "expected": len(expected),
         "lost": len(lost),
-        "repeated": sum(v - 1 for v in checked.values() if v > 1),
+        "repeated": sum(v - 1 for v in received.values() if v > 1),
         "unexpected": sum(1 for k in checked if k not in expected and k not in aborted),
         "aborted_calls": aborted_calls,
         "unchecked_conversations": len(unchecked),
@@ -288,6 +298,8 @@ async def main(spec: dict[str, Any]) -> dict[str, Any]:
         "turns_ok": tally.turns_ok,
         "conversations_complete": tally.conversations_complete,
         "turns_failed": tally.turns_failed,
+        "turns_unanswered": tally.turns_unanswered,
+        "unanswered_status": tally.unanswered_status,
         "turns_per_s": tally.turns_ok / span if span > 0 else None,
         "turn_s_p50": pct_or_none(tally.turn_s, 50),
         "turn_s_p99": pct_or_none(tally.turn_s, 99),
