@@ -36,11 +36,12 @@ lint: install
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 
-# The package, then bench/agent/ (strict too; it imports graphrun from src/, and the older bench
-# modules it uses are followed silently rather than checked).
+# The package, then bench/agent/, the Aegra peer and the e2e report (strict too; they import graphrun
+# from src/, and the older bench modules they use are followed silently rather than checked).
 typecheck: install
 	$(VENV)/bin/mypy
 	MYPYPATH=src $(VENV)/bin/mypy --strict --follow-imports=silent bench/agent
+	MYPYPATH=src $(VENV)/bin/mypy --strict --follow-imports=silent bench/_aegra.py bench/_venv.py bench/report
 
 test: lint typecheck js-install
 	$(VENV)/bin/pytest
@@ -72,7 +73,10 @@ run: install
 	$(VENV)/bin/graphrun serve
 
 # The whole suite; bench/e2e.py writes docs/benchmarks.md. On first use it installs LangGraph's dev
-# server (langgraph-cli[inmem], from PyPI) into bench/.peer-venv, and reuses it afterwards.
+# server (langgraph-cli[inmem], from PyPI) into bench/.peer-venv and Aegra (aegra-api, with a Python
+# >= 3.12 it finds, e.g. pyenv's; BENCH_AEGRA_PYTHON names one) into bench/.aegra-venv, and reuses
+# them afterwards. Aegra also needs a PostgreSQL server (BENCH_AEGRA_POSTGRES_URL, default
+# postgresql://postgres@127.0.0.1:5432/postgres) on which it may create databases.
 bench: install
 	$(VENV)/bin/python bench/cache.py
 	$(VENV)/bin/python bench/e2e.py

@@ -28,10 +28,11 @@ PHASE_OF = {
     "c10": "throughput",
     "c50": "throughput",
     "c200": "throughput",
+    "cpu10": "throughput",
     "cpu50": "throughput",
     "chatty": "chatty",
 }
-LEVEL_OF = {"c10": "10", "c50": "50", "c200": "200", "cpu50": "50"}
+LEVEL_OF = {"c10": "10", "c50": "50", "c200": "200", "cpu10": "10", "cpu50": "50"}
 
 
 @dataclass
@@ -46,7 +47,8 @@ class Figures:
     c10: float | None = None
     c50: float | None = None
     c200: float | None = None
-    cpu50: float | None = None  # CPU ms per completed run at concurrency 50
+    cpu10: float | None = None  # CPU ms per completed run at concurrency 10
+    cpu50: float | None = None  # and at 50
 
     def get(self, metric: str) -> float | None:
         value: float | None = getattr(self, metric)
@@ -83,6 +85,7 @@ def figures(run: E2ERun, key: str) -> Figures:
         c10=_runs_per_s(thr, "10"),
         c50=_runs_per_s(thr, "50"),
         c200=_runs_per_s(thr, "200"),
+        cpu10=cpu_ms_per_run((thr or {}).get("10")),
         cpu50=cpu_ms_per_run((thr or {}).get("50")),
     )
 

@@ -84,6 +84,7 @@ def figures_table(view: View) -> list[str]:
         ("completed runs/s, concurrency 10", figure("c10")),
         ("completed runs/s, concurrency 50", figure("c50")),
         ("completed runs/s, concurrency 200", figure("c200")),
+        ("CPU ms per completed run, concurrency 10 (all the system's processes)", figure("cpu10", 2)),
         ("CPU ms per completed run, concurrency 50 (all the system's processes)", figure("cpu50", 2)),
         (f"chatty run ({plan.chatty_emit:,} custom events): events/s to one client", figure("chatty")),
         (f"API RSS MiB, idle → {clients}", lambda k: _memory(view, k, "api")),
