@@ -65,6 +65,13 @@ test-reference: install
 	$(VENV)/bin/python -c 'from bench._systems import ensure_peer; v, note = ensure_peer(); print(note); raise SystemExit(v is None)'
 	GRAPHRUN_TEST_REFERENCE_VENV=$(CURDIR)/bench/.peer-venv $(VENV)/bin/pytest -m reference
 
+# Records again what the reference dev server streams for tests/langgraph/refgraphs.py into
+# tests/langgraph/captures/ (compared with graphrun's translator by test_translate.py); review the diff.
+.PHONY: capture-reference
+capture-reference: install
+	$(VENV)/bin/python -c 'from bench._systems import ensure_peer; v, note = ensure_peer(); print(note); raise SystemExit(v is None)'
+	$(VENV)/bin/python tests/langgraph/capture.py bench/.peer-venv/bin/langgraph
+
 # The suite's schemathesis run (tests/api/test_openapi_fuzz.py) with ten times the examples.
 fuzz: install
 	GRAPHRUN_FUZZ_EXAMPLES=200 $(VENV)/bin/pytest -q tests/api/test_openapi_fuzz.py

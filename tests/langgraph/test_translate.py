@@ -1,11 +1,11 @@
 """The LangGraph-protocol translator, fed the chunks of small real LangGraph graphs, checked against
-what LangGraph's own server sends (captured from ``langgraph dev`` 0.16.7: /work/ref and the shapes
-quoted below)."""
+what LangGraph's own server sends (recorded from ``langgraph dev`` 0.16.7 by capture.py into
+captures/, and the shapes quoted below)."""
 
 from __future__ import annotations
 
 import json
-import operator
+from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
@@ -15,44 +15,18 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
-from langgraph.types import Command, interrupt
+from langgraph.types import Command
 
 from graphrun.langgraph.translate import SUPPORTED_MODES, LangGraphTranslator, normalise_modes
+from tests.langgraph.refgraphs import S, a, ask, b, line
+
+CAPTURES = Path(__file__).resolve().parent / "captures"
 
 Event = tuple[str, Any]
 
 
-class S(TypedDict):
-    n: int
-    log: Annotated[list[str], operator.add]
-
-
 class Chat(TypedDict):
     messages: Annotated[list[AnyMessage], add_messages]
-
-
-def a(s: S) -> dict[str, Any]:
-    return {"n": s["n"] + 1, "log": ["a"]}
-
-
-def b(s: S) -> dict[str, Any]:
-    return {"n": s["n"] + 1, "log": ["b"]}
-
-
-def ask(s: S) -> dict[str, Any]:
-    answer = interrupt({"question": "ok?", "n": s["n"]})
-    return {"log": [f"ans:{answer}"]}
-
-
-def line(*nodes: Any) -> Any:
-    graph: StateGraph[S] = StateGraph(S)
-    previous = START
-    for node in nodes:
-        graph.add_node(node)
-        graph.add_edge(previous, node.__name__)
-        previous = node.__name__
-    graph.add_edge(previous, END)
-    return graph
 
 
 def inner(s: S) -> dict[str, Any]:
@@ -106,8 +80,7 @@ async def events_of(
 
 def reference(name: str) -> list[Event]:
     """A captured stream, without its ``metadata`` event."""
-    with open(f"/work/ref/{name}") as f:
-        blocks = f.read().strip().split("\n\n")
+    blocks = (CAPTURES / name).read_text().strip().split("\n\n")
     out = []
     for block in blocks:
         fields = dict(line.split(": ", 1) for line in block.splitlines())
