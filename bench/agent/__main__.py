@@ -65,8 +65,8 @@ class AgentPlan:
             Shape(),
             [
                 Scenario("100 conversations", "load", 100, duration_s=20, drain_s=15),
-                Scenario("1,000 conversations", "load", 1000, duration_s=20, drain_s=25, ramp_s=5.0),
-                Scenario("reconnect storm, 1,000 clients", "storm", 1000, duration_s=0, drain_s=25, ramp_s=1.0),
+                Scenario("1,000 conversations", "load", 1000, duration_s=15, drain_s=15, ramp_s=5.0),
+                Scenario("reconnect storm, 1,000 clients", "storm", 1000, duration_s=0, drain_s=15, ramp_s=1.0),
             ],
         )
 
@@ -77,7 +77,7 @@ class AgentPlan:
             [
                 Scenario("20 conversations", "load", 20, duration_s=15, drain_s=15),
                 Scenario("100 conversations", "load", 100, duration_s=20, drain_s=15),
-                Scenario("reconnect storm, 100 clients", "storm", 100, duration_s=0, drain_s=20, ramp_s=1.0),
+                Scenario("reconnect storm, 100 clients", "storm", 100, duration_s=0, drain_s=15, ramp_s=1.0),
             ],
             quick=True,
         )
@@ -97,8 +97,11 @@ class AgentRun:
     systems: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def drive(served: Served, scenario: Scenario, shape: Shape, fake: Proc, fake_url: str, tag: str) -> dict[str, Any]:
-    """One scenario: the client process runs it while the meter samples the system every 0.5 s."""
+def drive(
+    served: Served, scenario: Scenario, shape: Shape, fake: Proc, fake_url: str, tag: str, last: bool = False
+) -> dict[str, Any]:
+    """One scenario: the client process runs it while the meter samples the system every 0.5 s.
+    Unless it is the ``last`` (the system is stopped next), runs it left going are then cancelled."""
     spec = {
         **asdict(scenario),
         "scenario": scenario.kind,
@@ -123,7 +126,7 @@ def drive(served: Served, scenario: Scenario, shape: Shape, fake: Proc, fake_url
         return {"error": f"client exited {client.returncode}: {tail[:400]}"}
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     result["usage"] = asdict(usage)
-    if result["turns_failed"] or result["turns_unanswered"]:
+    if (result["turns_failed"] or result["turns_unanswered"]) and not last:
         # Runs the client gave up on may still be going: stopped before the next scenario, unmetered.
         result["tidy"] = tidy(served.url)
     turns = result["turns_ok"]
@@ -152,7 +155,8 @@ def measure(key: str, tmp: Path, plan: AgentPlan, fake: Proc, fake_url: str, llm
             out["warmup"] = drive(served, warm, warm_shape, fake, fake_url, f"{key}-w")
             for i, scenario in enumerate(plan.scenarios):
                 log(f"{served.title}: {scenario.name}")
-                result = drive(served, scenario, plan.shape, fake, fake_url, f"{key}-s{i}")
+                last = i == len(plan.scenarios) - 1
+                result = drive(served, scenario, plan.shape, fake, fake_url, f"{key}-s{i}", last)
                 out["scenarios"][scenario.name] = result
                 log(f"  {report.one_line(result)}")
     except (RuntimeError, OSError, AssertionError, subprocess.SubprocessError) as exc:

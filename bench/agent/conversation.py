@@ -210,12 +210,13 @@ class Conversation:
         shape, rng = self.shape, self.rng
         double_turn = rng.randint(1, shape.turns) if rng.random() < shape.double_text_share else 0
         rejoin_turn = rng.randint(1, shape.turns) if rng.random() < shape.rejoin_share else 0
+        self.in_turn = True  # from here: the first turn begins with its thread
         try:
             await self.open()
         except Exception as exc:
             self.tally.errors[f"create thread: {reason(exc)}"] += 1
             self.tally.turns_failed += 1
-            self.failed = True
+            self.failed, self.in_turn = True, False
             return
         for turn in range(1, shape.turns + 1):
             if turn > 1:

@@ -7,8 +7,9 @@
   unanswered (an overloaded system: counted apart from errors, with the status of a sample of them);
 - `storm`: N conversations each start an answer; at one moment every client drops its
   connection, and each rejoins at a random instant within the next second with
-  `runs.join_stream(last_event_id=...)`. Settle time: from the drop until the last client has
-  received everything that was sent before it rejoined (the last token of its replay).
+  `runs.join_stream(last_event_id=...)`. Settle time: from the drop until the last client that
+  rejoined has received its replay (its last token sent before it rejoined; a client with nothing to
+  replay is settled when it rejoins).
 
 Afterwards the token ids received are checked against what the fake LLM says it sent (`GET /sent`):
 lost = sent by a completed model call, never received; repeated = received more than once.
@@ -56,7 +57,7 @@ from bench.agent.conversation import (
 class StormFacts:
     at_drop: Counter[str] = field(default_factory=Counter)  # mid-answer / waiting / ended
     rejoin_failed: int = 0
-    settle_s: float | None = None  # None: some client never caught up
+    settle_s: float | None = None  # to the last replayed token of the clients that rejoined
     rejoin_window_s: float = 0.0  # first to last rejoin
 
 
@@ -110,7 +111,7 @@ async def storm(spec: dict[str, Any], shape: Shape, tally: Tally) -> Outcome:
     client = shared_client(spec["url"])
     convs = [Conversation(client, f"{spec['tag']}-{i}", i, shape, tally) for i in range(n)]
     facts = StormFacts()
-    gate = asyncio.Semaphore(50)  # threads are created before the storm, 50 at a time
+    gate = asyncio.Semaphore(100)  # threads are created before the storm, 100 at a time
 
     async def opened(c: Conversation) -> None:
         async with gate:
@@ -150,20 +151,19 @@ async def storm(spec: dict[str, Any], shape: Shape, tally: Tally) -> Outcome:
             if f.run_id is None:  # dropped before the run's first event: find it as an app would
                 f.run_id = await find_run(c)
             f.replay_before_ns = time.time_ns()
-            rejoined, last_replayed = time.perf_counter(), None
-            rejoin_times.append(rejoined)
+            caught_up[i] = time.perf_counter()  # nothing to catch up on, until a replayed token says otherwise
+            rejoin_times.append(caught_up[i] or 0.0)
             tally.rejoins += 1
             stream = c.client.runs.join_stream(c.thread_id, f.run_id, last_event_id=f.last_id)
             replayed = f.replayed
 
             def note_replay() -> bool:
-                nonlocal replayed, last_replayed
-                if f.replayed > replayed:
-                    replayed, last_replayed = f.replayed, time.perf_counter()
+                nonlocal replayed
+                if f.replayed > replayed:  # a token sent before the rejoin: the replay is still coming
+                    replayed, caught_up[i] = f.replayed, time.perf_counter()
                 return False
 
             await read(stream, f, tally, note_replay)
-            caught_up[i] = last_replayed or rejoined
         except Exception as exc:
             facts.rejoin_failed += 1
             f.error = f"rejoin: {reason(exc)}: {str(exc)[:80]}"
@@ -192,7 +192,7 @@ async def storm(spec: dict[str, Any], shape: Shape, tally: Tally) -> Outcome:
     await client.aclose()
     ups = [t for t in caught_up if t is not None]
     facts.rejoin_window_s = max(rejoin_times) - min(rejoin_times) if rejoin_times else 0.0
-    facts.settle_s = max(ups) - t_drop if len(ups) == n else None
+    facts.settle_s = max(ups) - t_drop if ups else None
     # asdict would rebuild the Counter from (key, count) pairs, counting the pairs: a plain dict instead.
     storm_facts = asdict(facts) | {"at_drop": dict(facts.at_drop)}
     return Outcome(unchecked, {c.conv: "storm" for c in convs}, {"storm": storm_facts})
@@ -257,8 +257,10 @@ async def tidy(url: str, wait_s: float = 30.0) -> dict[str, Any]:
     client = shared_client(url)
     out: dict[str, Any] = {}
     try:
-        await client.runs.cancel_many(status="all")
+        await asyncio.wait_for(client.runs.cancel_many(status="all"), wait_s)
         out["cancel"] = "cancelled all pending and running runs"
+    except TimeoutError:
+        out["cancel"] = f"cancelling the runs left took over {wait_s:.0f} s"
     except Exception as exc:
         out["cancel"] = f"could not cancel the runs left: {reason(exc)}"
     t0 = time.perf_counter()
