@@ -18,7 +18,7 @@ import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
-from tests.helpers import scaled
+from tests.helpers import scaled, wait_until
 from tests.langgraph.sdk import collect, first_part, graphrun_only, status_of
 from tests.langgraph.targets import FAST_RECOVERY, Target, dump, fleet, reference, wait_workers_listening
 
@@ -199,7 +199,15 @@ async def test_enqueue_runs_in_order(client: LangGraphClient) -> None:
 async def test_interrupt_keeps_the_progress_then_starts_the_new_run(client: LangGraphClient) -> None:
     tid = (await client.threads.create())["thread_id"]
     first = await slow_run(client, tid, "a")
-    await started(client, tid, first, "a:2")  # a:1 is checkpointed
+    await started(client, tid, first, "a:2")
+
+    async def checkpointed() -> bool:
+        # Checkpoints are written in the background (LangGraph's "async" durability): step 2 can
+        # start before step 1's checkpoint has landed, and on a loaded machine the interrupt would
+        # then find nothing to keep.
+        return "a:1" in (await client.threads.get_state(tid))["values"].get("marks", [])
+
+    await wait_until(checkpointed, 30, "a:1 in the thread's state")
     result = await client.runs.wait(tid, "marks", input={"mark": "b"}, multitask_strategy="interrupt")
     assert isinstance(result, dict) and result["marks"] == ["a:1", *marks_of(("b", 3))], result
     assert (await client.runs.get(tid, first))["status"] == "interrupted"
