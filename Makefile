@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install js-install lint typecheck test fuzz run bench bench-agent bench-cache bench-cancel bench-e2e bench-store bench-stream clean console test-browser
+.PHONY: install js-install lint typecheck test fuzz run bench bench-agent bench-cache bench-cancel bench-cpu bench-e2e bench-instructions bench-store bench-stream clean console test-browser
 
 $(UV):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "graphrun needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -96,6 +96,16 @@ bench-cancel: install
 
 bench-e2e: install
 	$(VENV)/bin/python bench/e2e.py
+
+# CPU per completed run of graphrun serve (native and LangGraph client paths) and of raw LangGraph, in
+# one run (bench/cpu.py; --src DIR compares another source tree, --together serves them at once).
+bench-cpu: install
+	$(VENV)/bin/python bench/cpu.py
+
+# Instructions per completed run of the API and worker processes, counted by callgrind (needs
+# valgrind): steadier than CPU time on a shared machine, for before/after comparisons.
+bench-instructions: install
+	$(VENV)/bin/python bench/instructions.py
 
 # The agent-load bench (issue #18, bench/agent/): graphrun serve, graphrun api + workers on PostgreSQL,
 # langgraph dev and Aegra serving one tool-calling agent against a fake OpenAI server; 100 and 1,000
