@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request
-from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from graphrun.api.openapi import STREAM, ExecutionIdPath, check_execution_id
+from graphrun.api.sse import SSEResponse
 from graphrun.api.state import AppState, State
 from graphrun.events.follow import Item, Truncated, follow_batches
 from graphrun.events.ids import ZERO, StreamId
@@ -32,8 +32,7 @@ def _frame(execution_id: str, item: Item) -> bytes:
     return f"id: {item.id}{SEP}event: {item.kind}{SEP}data: {item.data}{SEP}{SEP}".encode()
 
 
-def _ping() -> ServerSentEvent:
-    return ServerSentEvent(comment="ping", sep=SEP)
+PING = f": ping{SEP}{SEP}".encode()
 
 
 async def _stored_terminal(state: AppState, execution_id: str) -> Event | None:
@@ -41,9 +40,7 @@ async def _stored_terminal(state: AppState, execution_id: str) -> Event | None:
     return stored_terminal_event(execution, default_timeout_s=state.settings.execution_timeout_s)
 
 
-@router.get(
-    "/executions/{execution_id}/events", name="execution_events", response_class=EventSourceResponse, responses=STREAM
-)
+@router.get("/executions/{execution_id}/events", name="execution_events", response_class=SSEResponse, responses=STREAM)
 async def execution_events(
     execution_id: ExecutionIdPath,
     request: Request,
@@ -51,7 +48,7 @@ async def execution_events(
     last_event_id_header: str | None = Header(None, alias="Last-Event-ID"),
     last_event_id: str | None = Query(None),
     token: str | None = Query(None),
-) -> EventSourceResponse:
+) -> SSEResponse:
     if (
         state.auth.enabled
         and not state.auth.key_ok(request)
@@ -85,10 +82,4 @@ async def execution_events(
         finally:
             SSE_CLIENTS.dec()
 
-    return EventSourceResponse(
-        frames(),
-        ping=state.settings.heartbeat_s,
-        ping_message_factory=_ping,
-        sep=SEP,
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    return SSEResponse(frames(), ping_s=state.settings.heartbeat_s, ping=PING)

@@ -16,9 +16,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sse_starlette import EventSourceResponse
 
 from graphrun.api.openapi import answers
+from graphrun.api.sse import SSEResponse
 from graphrun.api.state import AppState, State, require_key
 from graphrun.errors import ConflictError, NotFoundError
 from graphrun.langgraph import submit
@@ -84,7 +84,7 @@ def _paths(execution: Execution) -> tuple[str, str]:
     return base, f"{base}/stream"
 
 
-def _stream_response(state: AppState, execution: Execution, *, after_id: str | None = None) -> EventSourceResponse:
+def _stream_response(state: AppState, execution: Execution, *, after_id: str | None = None) -> SSEResponse:
     path, stream_path = _paths(execution)
     cancel_on_close = execution.options.get("on_disconnect") == "cancel"
 
@@ -115,10 +115,8 @@ async def create_run(
     return RunOut.of(execution)
 
 
-@router.post(
-    "/threads/{thread_id}/runs/stream", response_class=EventSourceResponse, responses={**RUN_STREAM, **CREATED}
-)
-async def stream_run(thread_id: ThreadId, body: RunCreate, state: State) -> EventSourceResponse:
+@router.post("/threads/{thread_id}/runs/stream", response_class=SSEResponse, responses={**RUN_STREAM, **CREATED})
+async def stream_run(thread_id: ThreadId, body: RunCreate, state: State) -> SSEResponse:
     execution = await submit.create_run(state, body, thread_id)
     await submit.start_now(state, execution)
     return _stream_response(state, execution)
@@ -176,7 +174,7 @@ async def join_run(thread_id: ThreadId, run_id: RunId, state: State) -> JSONResp
 
 @router.get(
     "/threads/{thread_id}/runs/{run_id}/stream",
-    response_class=EventSourceResponse,
+    response_class=SSEResponse,
     responses={**RUN_STREAM, **answers(400, 404, 503)},
 )
 async def join_run_stream(
@@ -185,13 +183,13 @@ async def join_run_stream(
     state: State,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     cancel_on_disconnect: bool = False,
-) -> EventSourceResponse:
+) -> SSEResponse:
     parse_last_event_id(last_event_id)  # 400 before anything else
     execution = await _thread_run(state, thread_id, run_id)
     return _joined(state, execution, last_event_id, cancel_on_disconnect)
 
 
-def _joined(state: AppState, execution: Execution, last_event_id: str | None, cancel: bool) -> EventSourceResponse:
+def _joined(state: AppState, execution: Execution, last_event_id: str | None, cancel: bool) -> SSEResponse:
     if cancel:
         execution = _with_options(execution, on_disconnect="cancel")
     elif execution.options.get("on_disconnect") == "cancel":
@@ -245,8 +243,8 @@ async def create_stateless_run(
     return RunOut.of(execution)
 
 
-@router.post("/runs/stream", response_class=EventSourceResponse, responses={**RUN_STREAM, **CREATED})
-async def stream_stateless_run(body: RunCreate, state: State) -> EventSourceResponse:
+@router.post("/runs/stream", response_class=SSEResponse, responses={**RUN_STREAM, **CREATED})
+async def stream_stateless_run(body: RunCreate, state: State) -> SSEResponse:
     execution = await submit.create_run(state, body, None)
     await submit.start_now(state, execution)
     return _stream_response(state, execution)
@@ -259,15 +257,13 @@ async def wait_stateless_run(body: RunCreate, state: State) -> JSONResponse:
     return await _wait_response(state, execution)
 
 
-@router.get(
-    "/runs/{run_id}/stream", response_class=EventSourceResponse, responses={**RUN_STREAM, **answers(400, 404, 503)}
-)
+@router.get("/runs/{run_id}/stream", response_class=SSEResponse, responses={**RUN_STREAM, **answers(400, 404, 503)})
 async def join_stateless_run_stream(
     run_id: RunId,
     state: State,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     cancel_on_disconnect: bool = False,
-) -> EventSourceResponse:
+) -> SSEResponse:
     """Where a stateless stream's ``Location`` points, so that a client reconnects by itself."""
     parse_last_event_id(last_event_id)
     execution = await state.store.get_execution(run_id)

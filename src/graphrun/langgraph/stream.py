@@ -21,8 +21,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from sse_starlette import EventSourceResponse, ServerSentEvent
-
+from graphrun.api.sse import SSEResponse
 from graphrun.api.state import AppState
 from graphrun.errors import BadEventIdError
 from graphrun.events.follow import Truncated, follow_batches
@@ -36,6 +35,7 @@ from graphrun.store.base import Execution
 SEP = "\n"
 HEARTBEAT_S = 5.0
 LG_PREFIX = "lg:"
+HEARTBEAT = f": heartbeat{SEP}{SEP}".encode()
 
 
 def parse_last_event_id(raw: str | None) -> StreamId:
@@ -110,7 +110,7 @@ def sse_response(
     frames: AsyncIterator[bytes],
     headers: dict[str, str],
     on_close: Callable[[bool], Any] | None = None,
-) -> EventSourceResponse:
+) -> SSEResponse:
     """``frames`` as an SSE response with heartbeats; ``on_close(ended)`` runs when it stops, with
     whether the run's ``end`` was sent (a client gone before it is a disconnect)."""
 
@@ -126,13 +126,7 @@ def sse_response(
             if on_close is not None:
                 on_close(ended)
 
-    return EventSourceResponse(
-        guarded(),
-        ping=min(state.settings.heartbeat_s, HEARTBEAT_S),
-        ping_message_factory=lambda: ServerSentEvent(comment="heartbeat", sep=SEP),
-        sep=SEP,
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no", **headers},
-    )
+    return SSEResponse(guarded(), ping_s=min(state.settings.heartbeat_s, HEARTBEAT_S), ping=HEARTBEAT, headers=headers)
 
 
 __all__ = ["BadEventIdError", "parse_last_event_id", "run_frames", "sse_response", "wait_ended"]
