@@ -29,7 +29,7 @@ from graphrun.redis.batch import CommandBatcher
 from graphrun.redis.cancel import CancelBus
 from graphrun.redis.connections import API_POOL_SIZE, ConnectionName, dedicated_client, shared_client
 from graphrun.redis.keys import Keys
-from graphrun.redis.queue import make_broker
+from graphrun.redis.queue import TaskQueue
 from graphrun.registry import GraphRegistry
 from graphrun.settings import Settings, load_settings
 from graphrun.store import open_store
@@ -60,9 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # submissions' queue pushes) share round trips (batch.py). Everything below gets this one.
         batcher = CommandBatcher(redis)
         hub = StreamHub(redis, lambda: dedicated_client(redis_url, name=ConnectionName.STREAM_HUB), batcher=batcher)
-        # Only enqueues (through the batcher): its own pool, the listener's, stays unopened.
-        broker = make_broker(redis_url, keys, name=ConnectionName.API, batcher=batcher, max_connections=1)
-        await broker.startup()
+        # Only pushes (through the batcher): it never opens the connection a pop needs.
+        queue = TaskQueue(redis_url, keys, batcher=batcher, name=ConnectionName.API)
         await hub.start()
         app.state.graphrun = AppState(
             settings=settings,
@@ -72,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             redis=redis,
             events=EventLog(redis, keys, maxlen=settings.event_maxlen, ttl_s=settings.event_ttl_s, batcher=batcher),
             hub=hub,
-            broker=broker,
+            queue=queue,
             cancels=CancelBus(redis, keys, batcher=batcher),
             changes=WorkflowChanges(redis, keys),
             auth=Auth(settings.api_keys, settings.token_ttl_s),
@@ -89,7 +88,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await preload  # a thread cannot be cancelled; it ends by itself
             await hub.stop()
             await batcher.close()
-            await broker.shutdown()
             await redis.aclose()
             await resources.aclose()
             await store.close()

@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from redis.asyncio import Redis
-from taskiq_redis import ListQueueBroker
 
 from graphrun.api.auth import Auth
 from graphrun.cache.graphs import GraphCache
@@ -17,6 +16,7 @@ from graphrun.events.hub import StreamHub
 from graphrun.events.log import EventLog
 from graphrun.redis.cancel import CancelBus
 from graphrun.redis.keys import Keys
+from graphrun.redis.queue import TaskQueue
 from graphrun.registry import GraphRegistry
 from graphrun.settings import Settings
 from graphrun.store.base import Store
@@ -31,7 +31,7 @@ class AppState:
     redis: Redis
     events: EventLog
     hub: StreamHub
-    broker: ListQueueBroker
+    queue: TaskQueue
     cancels: CancelBus
     changes: WorkflowChanges
     auth: Auth

@@ -21,7 +21,6 @@ from graphrun.api.schemas import (
     WorkflowUpdate,
 )
 from graphrun.api.state import State, require_key
-from graphrun.redis.queue import enqueue
 from graphrun.registry import config_timeout_s, factory_config
 from graphrun.store.base import Execution
 
@@ -143,7 +142,7 @@ def _events_url(request: Request, execution_id: str) -> str:
 
 async def _enqueue(state: State, execution_id: str) -> None:
     try:
-        await enqueue(state.broker, execution_id)
+        await state.queue.push(execution_id)
     except Exception as exc:  # noqa: BLE001
         # Durable submit: the sweeper queues a queued execution that is not on the queue (after
         # GRAPHRUN_REQUEUE_AFTER_S).

@@ -106,9 +106,9 @@ def _configure_logging(settings: Settings) -> None:
     )
     if logging.getLevelName(settings.log_level) > logging.DEBUG:
         # Their INFO lines are start-up chatter (Alembic's plugin list and migration steps, Uvicorn's
-        # and TaskIQ's banners); graphrun says once per process where it listens instead. Their
-        # warnings and errors still show, and GRAPHRUN_LOG_LEVEL=DEBUG shows everything.
-        for name in ("alembic", "uvicorn.error", "taskiq"):
+        # banner); graphrun says once per process where it listens instead. Their warnings and
+        # errors still show, and GRAPHRUN_LOG_LEVEL=DEBUG shows everything.
+        for name in ("alembic", "uvicorn.error"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
 

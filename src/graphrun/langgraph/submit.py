@@ -29,7 +29,6 @@ from graphrun.langgraph.runbody import MultitaskStrategy, RunCreate
 from graphrun.langgraph.state import record_thread_state, thread_graph
 from graphrun.langgraph.stream import wait_ended
 from graphrun.langgraph.translate import normalise_modes
-from graphrun.redis.queue import enqueue
 from graphrun.store.base import Execution, ExecutionStatus, Thread
 
 log = logging.getLogger("graphrun.api")
@@ -47,7 +46,7 @@ def spawn(coro: Any) -> None:
 
 async def enqueue_run(state: AppState, execution_id: str) -> None:
     try:
-        await enqueue(state.broker, execution_id)
+        await state.queue.push(execution_id)
     except Exception as exc:  # noqa: BLE001 - stored: the sweeper queues it
         log.warning("run %s stored but not queued (%s); the sweeper will queue it", execution_id, exc)
 

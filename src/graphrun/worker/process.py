@@ -2,7 +2,7 @@
 
 It builds its own store, Redis clients, checkpointer, graph cache and runner; listens for cancel
 requests and workflow changes; sweeps for lost executions (when it holds the fleet's sweeper lock);
-and runs TaskIQ's receiver on the list queue until SIGTERM/SIGINT.
+and takes executions off the task queue until SIGTERM/SIGINT.
 
 Shutdown is graceful: stop taking work, let running executions finish for
 ``GRAPHRUN_SHUTDOWN_GRACE_S``, then hand the rest over (back on the queue; another worker resumes
@@ -16,8 +16,6 @@ import logging
 import signal
 from contextlib import AsyncExitStack
 
-from taskiq.receiver import Receiver
-
 from graphrun.aio import cancel_and_wait
 from graphrun.cache import GraphCache, WorkflowChanges
 from graphrun.checkpoint import open_checkpointer
@@ -29,10 +27,11 @@ from graphrun.redis.cancel import CancelBus
 from graphrun.redis.connections import ConnectionName, shared_client
 from graphrun.redis.keys import Keys
 from graphrun.redis.lease import Leases
-from graphrun.redis.queue import EXECUTE_TASK, enqueue, make_broker
+from graphrun.redis.queue import TaskQueue
 from graphrun.registry import GraphRegistry
 from graphrun.settings import Settings
 from graphrun.store import open_store
+from graphrun.worker.receive import Receiver
 from graphrun.worker.runner import ExecutionRunner
 from graphrun.worker.stream import warm_up
 from graphrun.worker.sweeper import Sweeper
@@ -66,10 +65,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         checkpointer = await resources.enter_async_context(open_checkpointer(settings, redis, batcher=batcher))
         # LangGraph threads' checkpoints: always SQL, kept until the thread is deleted.
         thread_saver = await resources.enter_async_context(open_thread_saver(settings))
-        broker = make_broker(redis_url, keys, name=ConnectionName.WORKER, batcher=batcher)
-
-        async def requeue(execution_id: str) -> None:
-            await enqueue(broker, execution_id)
+        queue = TaskQueue(redis_url, keys, batcher=batcher, name=ConnectionName.WORKER)
+        resources.push_async_callback(queue.close)
+        requeue = queue.push
 
         events = EventLog(redis, keys, maxlen=settings.event_maxlen, ttl_s=settings.event_ttl_s, batcher=batcher)
         cache = GraphCache(store, registry, max_entries=settings.graph_cache_size, llm=settings.llm)
@@ -104,13 +102,6 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         await asyncio.to_thread(registry.preload)
         await warm_up()
 
-        async def execute(execution_id: str) -> None:
-            await runner.execute(execution_id)
-
-        broker.register_task(execute, task_name=EXECUTE_TASK)
-        await broker.startup()
-        resources.push_async_callback(broker.shutdown)
-
         # Synchronous nodes get a pool sized for the concurrency; any stall of this loop is reported.
         node_threads = use_node_threads(loop, settings.worker_concurrency)
         monitor = LoopLagMonitor(
@@ -124,29 +115,23 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             loop.create_task(cache.prewarm_popular(settings.prewarm_workflows)),
             loop.create_task(sweeper.run()),
         ]
-        finish = asyncio.Event()
-        receiver = Receiver(broker, max_async_tasks=settings.worker_concurrency, run_startup=False)
-        receiving = loop.create_task(receiver.listen(finish))
+        receiver = Receiver(queue, runner.execute, settings.worker_concurrency)
+        receiving = loop.create_task(receiver.listen(), name="graphrun-receiver")
         log.info("worker ready (queue %s, concurrency %s)", keys.task_queue, settings.worker_concurrency)
         try:
             await stop.wait()
         finally:
-            await _drain(finish, receiving, runner, settings.shutdown_grace_s)
+            await _drain(receiver, receiving, runner, settings.shutdown_grace_s)
             for task in background:
                 await cancel_and_wait(task)
             monitor.stop()
             release_node_threads(loop, node_threads)
 
 
-async def _drain(finish: asyncio.Event, receiving: asyncio.Task[None], runner: ExecutionRunner, grace_s: float) -> None:
+async def _drain(receiver: Receiver, receiving: asyncio.Task[None], runner: ExecutionRunner, grace_s: float) -> None:
     """Stop taking work; wait for running executions up to the grace period; hand over the rest."""
     log.info("worker stopping: %s execution(s) running", runner.running)
-    finish.set()
+    await cancel_and_wait(receiving)
     if not await runner.wait_idle(grace_s):
         log.info("grace period over: handing %s execution(s) over", runner.handover_all())
-    try:
-        await asyncio.wait_for(receiving, timeout=15)
-    except (TimeoutError, asyncio.CancelledError):
-        await cancel_and_wait(receiving)
-    except Exception as exc:  # noqa: BLE001 - we are leaving anyway
-        log.warning("receiver ended with %r", exc)
+    await receiver.wait(15)
