@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from graphrun import __version__
 from graphrun.api import console, cors, errors, events, executions, openapi, system, workflows
 from graphrun.api.auth import Auth
+from graphrun.api.fast import FastPath
 from graphrun.api.limits import BodyLimit
 from graphrun.api.state import AppState
 from graphrun.cache.graphs import GraphCache
@@ -106,5 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(lg_state.router)
     app.include_router(console.router)  # the web console's files: no key, no data
     app.add_middleware(BodyLimit, max_bytes=settings.max_input_bytes)
-    cors.install(app, settings.cors_origins, registry.project.cors)  # last: the outermost layer
+    cors.install(app, settings.cors_origins, registry.project.cors)
+    # Last: outermost. It hands a request with an Origin header to the full app, and CORS with it.
+    app.add_middleware(FastPath, max_bytes=settings.max_input_bytes)
     return app

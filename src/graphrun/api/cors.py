@@ -52,8 +52,9 @@ def cors_options(origins: tuple[str, ...] | None, project: dict[str, Any] | None
 
 
 def install(app: FastAPI, origins: tuple[str, ...] | None, project: dict[str, Any] | None) -> None:
-    """Add the CORS middleware (call it last: it must be outermost, so that every answer, a 401 or
-    a 413 too, carries its headers and a preflight never reaches authentication)."""
+    """Add the CORS middleware (call it after the others but the fast path: it must wrap the rest, so
+    that every answer, a 401 or a 413 too, carries its headers and a preflight never reaches
+    authentication; the fast path, outside it, hands every request with an Origin header to it)."""
     options = cors_options(origins, project)
     if options is not None:
         app.add_middleware(CORSMiddleware, **options)

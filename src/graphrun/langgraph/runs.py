@@ -29,12 +29,12 @@ from graphrun.store.base import Execution, ExecutionStatus
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["runs"])
 
-_UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
+UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
 _UUID_FORM = {"format": "uuid"}
 
 
 def _uuid_or_404(kind: str, value: str) -> str:
-    if not _UUID.fullmatch(value):
+    if not UUID.fullmatch(value):
         raise NotFoundError(f"{kind} {value[:80]!r} not found")
     return value
 
