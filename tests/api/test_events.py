@@ -179,8 +179,9 @@ async def test_hundreds_of_clients_share_a_constant_number_of_redis_connections(
     assert expected[0] == "start" and expected[-1] == "complete"
     assert all([e["event"] for e in r] == expected for r in results)
     assert len(during) >= 3, "the clients were not connected all at once long enough to sample"
-    # One hub reader, at most API_POOL_SIZE shared connections, one for the task queue: the same
-    # bound for one client and for hundreds (a reader per client would hold 300 more).
+    # One hub reader, the batcher's own connection, at most API_POOL_SIZE shared ones (the API never
+    # opens the task queue's): the same bound for one client and for hundreds (a reader per client
+    # would hold 300 more).
     bound = 1 + API_POOL_SIZE + 1
     assert all(counts.get(ConnectionName.STREAM_HUB, 0) == 1 for _, counts in samples)
     assert after_one <= bound

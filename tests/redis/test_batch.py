@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -111,36 +110,31 @@ async def test_closing_while_a_pipeline_is_in_flight_leaves_no_caller_waiting(re
         await batcher.call("PING")
 
 
-async def test_closing_while_waiting_for_a_connection_leaves_no_caller_waiting(redis_server: str, prefix: str) -> None:
+async def test_the_batcher_has_a_connection_of_its_own(redis_server: str, prefix: str) -> None:
+    """It does not wait for the client's pool (whose only connection is taken here), and closing it
+    closes its connection."""
     client = Redis.from_pool(BlockingConnectionPool.from_url(redis_server, max_connections=1, timeout=20))
     held = await client.connection_pool.get_connection()  # the pool's only connection
     batcher = CommandBatcher(client)
-    caller = asyncio.ensure_future(batcher.call("PING"))
-    await asyncio.sleep(0.05)  # the sender now waits for a connection
-    await batcher.close()
-    with pytest.raises(RedisConnectionError, match="closed"):
-        await asyncio.wait_for(caller, 2)
-    await client.connection_pool.release(held)
-    await client.aclose()
+    try:
+        assert await asyncio.wait_for(batcher.call("INCR", f"{prefix}own"), 5) == 1
+        assert batcher._conn is not None and batcher._conn.is_connected
+        await batcher.close()
+        assert not batcher._conn.is_connected
+    finally:
+        await client.connection_pool.release(held)
+        await client.aclose()
 
 
-async def test_a_call_made_while_the_connection_goes_back_is_still_sent(
-    redis: Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The sender gives its connection back when the queue is empty; a call queued during that
-    (the pool's release can wait, e.g. for its lock) finds the sender still running and starts no
-    other, so the sender must look at the queue again afterwards."""
+async def test_a_connection_the_server_closed_is_replaced_before_the_next_pipeline(redis: Redis, prefix: str) -> None:
+    """As the pool's checkout did: a connection Redis dropped meanwhile (a restart, a CLIENT KILL)
+    is noticed before a pipeline is sent on it, so that pipeline does not fail."""
     batcher = CommandBatcher(redis)
-    pool = redis.connection_pool
-    release = pool.release
-    late: list[asyncio.Future[Any]] = []
-
-    async def slow_release(conn: Any) -> None:
-        if not late:
-            late.append(asyncio.ensure_future(batcher.call("INCR", f"{prefix}late")))
-            await asyncio.sleep(0.01)
-        await release(conn)
-
-    monkeypatch.setattr(pool, "release", slow_release)
-    assert await batcher.call("SET", f"{prefix}first", 1) is True
-    assert await asyncio.wait_for(late[0], 2) == 1
+    assert await batcher.call("INCR", f"{prefix}n") == 1
+    assert batcher._conn is not None
+    own_id = int(await batcher.call("CLIENT", "ID"))
+    await redis.client_kill_filter(_id=own_id)
+    await asyncio.sleep(0.1)  # the loop sees the socket's end
+    assert await batcher.call("INCR", f"{prefix}n") == 2
+    assert int(await batcher.call("CLIENT", "ID")) != own_id
+    await batcher.close()

@@ -10,10 +10,14 @@ their commands and one sender sends everything queued as one pipeline; while tha
 flight the next one fills. A caller alone pays what it paid before: one round trip. Under load,
 when each turn of the loop has many callers, the batches grow by themselves.
 
-While it has work, the sender holds one connection of the client's pool and writes to it directly,
-packing with hiredis: redis-py's pipeline object costs about twice as much CPU per command (a pool
-checkout per pipeline, its retry wrapper and per-command bookkeeping; bench/FINDINGS.md). Replies go
-through the client's own response callbacks, so a caller gets what ``redis.<command>`` would return.
+The sender has a connection of its own (made like the client's pool's, but not in it): checking one
+out of the pool and back for every pipeline (its condition, locks and readiness checks) cost as much
+as the commands themselves at low concurrency. It packs with hiredis (redis-py's pipeline object
+costs about twice as much CPU per command: a pool checkout per pipeline, its retry wrapper and
+per-command bookkeeping; bench/FINDINGS.md), and reads the replies of a whole pipeline straight from
+hiredis's reader, under one time limit that restarts whenever bytes arrive, instead of one awaited
+``read_response`` (with its own timeout context) per reply (docs/decisions/0023). Replies go through
+the client's own response callbacks, so a caller gets what ``redis.<command>`` would return.
 
 What must stay true:
 - the commands of one :meth:`CommandBatcher.execute` call run in Redis in the order given, and a call
@@ -33,13 +37,15 @@ What must stay true:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hiredis import pack_command  # a dependency: redis[hiredis]
+from redis._parsers.hiredis import NOT_ENOUGH_DATA, _AsyncHiredisParser
 from redis.asyncio import Connection, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
 
 from graphrun.aio import cancel_and_wait
@@ -52,6 +58,7 @@ class CommandBatcher:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._callbacks = redis.response_callbacks
+        self._conn: Connection | None = None
         self._queued: list[_Call] = []
         self._sender: asyncio.Task[None] | None = None
         self._closed = False
@@ -82,32 +89,19 @@ class CommandBatcher:
         self._closed = True
         if self._sender is not None:
             await cancel_and_wait(self._sender)
+        if self._conn is not None:
+            await self._conn.disconnect()
 
     async def _send_all(self) -> None:
         # No extra turn of the loop before sending: this task starts on the loop's next turn, after
         # every caller of this one has queued, and later batches fill while one is in flight.
-        # One pipeline is in flight at a time, so one connection is all it needs; held while there
-        # is work (under load, for many pipelines), back in the pool when the queue is empty. The
-        # queue is looked at again after the connection went back: a call made while it was being
-        # released saw this task still running and started no sender of its own.
-        pool = self.redis.connection_pool
         sent: list[_Call] = []
         try:
             while self._queued:
-                try:
-                    conn = await pool.get_connection()  # type: ignore[no-untyped-call]
-                except Exception as exc:  # noqa: BLE001 - Redis unreachable: every caller waiting fails
-                    _fail(self._queued, exc)
-                    self._queued = []
-                    return
-                try:
-                    while self._queued:
-                        payload, sent = self._take()
-                        if sent:
-                            await self._send(conn, payload, sent)
-                        sent = []
-                finally:
-                    await pool.release(conn)
+                payload, sent = self._take()
+                if sent:
+                    await self._send(payload, sent)
+                sent = []
         except asyncio.CancelledError:  # closing: nobody waits forever
             _fail(sent + self._queued, RedisConnectionError("the process's Redis batcher was closed"))
             self._queued = []
@@ -129,23 +123,23 @@ class CommandBatcher:
         self._queued = []
         return b"".join(payload), sent
 
-    async def _send(self, conn: Connection, payload: bytes, sent: list[_Call]) -> None:
+    async def _send(self, payload: bytes, sent: list[_Call]) -> None:
         self.pipelines += 1
-        replies: list[Any] = []
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = self.redis.connection_pool.make_connection()  # type: ignore[no-untyped-call]
         try:
+            if conn.is_connected and await conn.can_read():
+                # Closed by the server meanwhile (a restart) or holding stray bytes: start afresh,
+                # as the pool's checkout did, rather than fail this pipeline.
+                await conn.disconnect()
             # Connects first if need be (and PINGs a connection idle past its health-check
             # interval); a failed write disconnects, so the next pipeline reconnects.
             await conn.send_packed_command(payload)
-            for commands, _ in sent:
-                for command in commands:
-                    try:
-                        reply = await conn.read_response()
-                    except ResponseError as exc:  # that command's error; the connection is fine
-                        replies.append(exc)
-                        continue
-                    name = command[0]
-                    callback = self._callbacks.get(name) if isinstance(name, str) else None
-                    replies.append(reply if callback is None else callback(reply))
+            if isinstance(conn._parser, _AsyncHiredisParser):
+                replies = await _read_replies(conn, conn._parser, sent, self._callbacks)
+            else:
+                replies = await _read_each(conn, sent, self._callbacks)
         except BaseException as exc:
             # A lost connection (each caller decides whether to retry), an unparsable reply (maybe
             # sent: not resent) or this sender being cancelled: the replies still due would be
@@ -161,6 +155,66 @@ class CommandBatcher:
             if not done.done():
                 done.set_result(replies[start:end])
             start = end
+
+
+async def _read_replies(
+    conn: Connection, parser: _AsyncHiredisParser, sent: list[_Call], callbacks: Mapping[Any, Any]
+) -> list[Any]:
+    """The replies of a pipeline, straight from hiredis's reader: a failing command's error in its
+    place; a connection error (or no bytes for the socket timeout) fails them all."""
+    reader: Any = parser._reader  # (a hiredis.Reader once connected; redis-py types it None)
+    push: Any = parser._hiredis_PushNotificationType  # (RESP3's push type, if hiredis has one)
+    replies: list[Any] = []
+    loop = asyncio.get_running_loop()
+    limit = conn.socket_timeout
+    try:
+        async with asyncio.timeout(None if limit is None else loop.time() + limit) as deadline:
+            for commands, _ in sent:
+                for command in commands:
+                    while True:
+                        reply = reader.gets()
+                        if reply is NOT_ENOUGH_DATA:
+                            await parser.read_from_socket()  # type: ignore[no-untyped-call]
+                            if limit is not None:
+                                deadline.reschedule(loop.time() + limit)  # no bytes for this long: down
+                            continue
+                        if push is not None and isinstance(reply, push):
+                            await parser.handle_push_response(reply)  # type: ignore[no-untyped-call]  # not ours
+                            continue
+                        break
+                    # As redis-py's parser and read_response: a connection error fails the pipeline, a
+                    # command's error is that command's reply.
+                    if isinstance(reply, RedisConnectionError):
+                        raise reply
+                    if isinstance(reply, list) and reply and isinstance(reply[0], RedisConnectionError):
+                        raise reply[0]
+                    if isinstance(reply, ResponseError):
+                        replies.append(reply)
+                        continue
+                    name = command[0]
+                    callback = callbacks.get(name) if isinstance(name, str) else None
+                    replies.append(reply if callback is None else callback(reply))
+    except TimeoutError:
+        raise RedisTimeoutError("Timeout reading from Redis") from None
+    if conn.health_check_interval:
+        conn.next_health_check = loop.time() + conn.health_check_interval
+    return replies
+
+
+async def _read_each(conn: Connection, sent: list[_Call], callbacks: Mapping[Any, Any]) -> list[Any]:
+    """The replies of a pipeline, one ``read_response`` each (a connection without hiredis)."""
+    replies: list[Any] = []
+    for commands, _ in sent:
+        for command in commands:
+            try:
+                reply = await conn.read_response()
+            except ResponseError as exc:  # that command's error; the connection is fine
+                replies.append(exc)
+                continue
+            name = command[0]
+            callback = callbacks.get(name) if isinstance(name, str) else None
+            replies.append(reply if callback is None else callback(reply))
+    return replies
 
 
 _Call = tuple[Sequence[Command], "asyncio.Future[list[Any]]"]

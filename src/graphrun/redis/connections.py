@@ -19,12 +19,14 @@ class ConnectionName(StrEnum):
 
 
 POOL_SIZE = 32
-"""A worker's pool: the event writers of up to ``GRAPHRUN_WORKER_CONCURRENCY`` executions flush at once."""
+"""A worker's pool, for what does not go through its batcher (which has a connection of its own):
+lease renewals, checkpoint reads, the sweeper's reads."""
 
 API_POOL_SIZE = 2
-"""An API process's pool. It only sends short commands (catch-up XRANGE, CLIENT UNBLOCK, cancel);
-SSE clients never hold a connection (the stream hub reads for all of them on its own one), so a
-burst of clients waits a moment for one of these instead of opening more."""
+"""An API process's pool, for the few commands sent outside its batcher (which has a connection of
+its own): a stream's first PING, a log's last id, the state routes' reads. SSE clients never hold a
+connection (the stream hub reads for all of them on its own one), so a burst of clients waits a
+moment for one of these instead of opening more."""
 
 
 def shared_client(url: str, max_connections: int = POOL_SIZE, *, name: ConnectionName | None = None) -> Redis:
