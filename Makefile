@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install js-install lint typecheck test fuzz run bench bench-agent bench-cache bench-cancel bench-cpu bench-e2e bench-instructions bench-store bench-stream clean console test-browser
+.PHONY: install js-install lint typecheck test fuzz run bench bench-agent bench-cache bench-cancel bench-concurrency bench-cpu bench-e2e bench-instructions bench-store bench-stream clean console test-browser
 
 $(UV):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "graphrun needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -36,12 +36,14 @@ lint: install
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 
-# The package, then bench/agent/, the Aegra peer and the e2e report (strict too; they import graphrun
-# from src/, and the older bench modules they use are followed silently rather than checked).
+# The package, then bench/agent/, the Aegra peer, the e2e report and bench/concurrency.py (strict
+# too; they import graphrun from src/, and the older bench modules they use are followed silently
+# rather than checked).
 typecheck: install
 	$(VENV)/bin/mypy
 	MYPYPATH=src $(VENV)/bin/mypy --strict --follow-imports=silent bench/agent
 	MYPYPATH=src $(VENV)/bin/mypy --strict --follow-imports=silent bench/_aegra.py bench/_venv.py bench/report
+	MYPYPATH=src $(VENV)/bin/mypy --strict --follow-imports=silent bench/concurrency.py bench/_held_graphs.py
 
 test: lint typecheck js-install
 	$(VENV)/bin/pytest
@@ -93,6 +95,12 @@ bench-cache: install
 
 bench-cancel: install
 	$(VENV)/bin/python bench/cancel.py
+
+# How many waiting conversations one worker process holds (memory, loop lag, throughput) and what
+# CPU-bound runs do to each other under each admission policy (bench/concurrency.py, issue #18;
+# decision 0019). Prints a Markdown report; about 15 minutes.
+bench-concurrency: install
+	$(VENV)/bin/python bench/concurrency.py
 
 bench-e2e: install
 	$(VENV)/bin/python bench/e2e.py

@@ -237,7 +237,7 @@ def main() -> int:
         finally:
             redis_server.stop()
 
-    names = ("graphrun", "langgraph", "langchain-core", "taskiq", "redis", "fastapi", "uvicorn")
+    names = ("graphrun", "langgraph", "langchain-core", "redis", "fastapi", "uvicorn")
     print(f"graphrun cancel benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
     print(f"machine: nproc {nproc()}, {cpu_model()}, {platform.platform()}")
     load_after = os.getloadavg()

@@ -46,6 +46,10 @@ CACHE_INVALIDATIONS = Counter("graphrun_graph_cache_invalidations_total", "Entri
 EXECUTIONS = Counter("graphrun_executions_total", "Executions finished by this process", ["status"])
 RUNNING = Gauge("graphrun_executions_running", "Executions running now", multiprocess_mode="livesum")
 SUBMITTED = Counter("graphrun_executions_submitted_total", "Executions accepted by the API")
+ADMISSION_DEFERRED = Counter(
+    "graphrun_worker_admission_deferred_total",
+    "Times a worker process left executions on the queue because its event loop lagged",
+)
 
 # Event loop health (blocking code in a worker or an API process); role is "worker" or "api".
 LOOP_STALLS = Counter("graphrun_event_loop_stalls_total", "Event-loop stalls over the threshold", ["role"])

@@ -41,7 +41,10 @@ class Settings(BaseSettings):
     api_workers: int = Field(2, ge=1, le=64)
     api_timeout_s: int = Field(30, ge=1)
     worker_processes: int = Field(1, ge=1, le=64)
-    worker_concurrency: int = Field(100, ge=1, le=10_000)
+    # At most this many executions per worker process; above 4, a new one only while the process's
+    # event loop lags less than worker_admit_lag_ms (0: the fixed limit alone). See worker/admission.py.
+    worker_concurrency: int = Field(500, ge=1, le=10_000)
+    worker_admit_lag_ms: int = Field(50, ge=0, le=10_000)
     # `graphrun worker` on a machine of its own has no API to report through: its processes'
     # /metrics on this port (on GRAPHRUN_HOST), if set; 0 is off.
     worker_metrics_port: int | None = Field(None, ge=0, le=65535)
@@ -72,6 +75,13 @@ class Settings(BaseSettings):
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(k.strip() for k in value.split(",") if k.strip())
+        return value
+
+    @field_validator("worker_admit_lag_ms")
+    @classmethod
+    def _check_admit_lag(cls, value: int) -> int:
+        if 0 < value < 10:
+            raise ValueError("must be 0 (no lag limit) or at least 10 (ms): the loop's timers are not finer")
         return value
 
     @field_validator("redis_url")

@@ -31,6 +31,7 @@ from graphrun.redis.queue import TaskQueue
 from graphrun.registry import GraphRegistry
 from graphrun.settings import Settings
 from graphrun.store import open_store
+from graphrun.worker.admission import Admission
 from graphrun.worker.receive import Receiver
 from graphrun.worker.runner import ExecutionRunner
 from graphrun.worker.stream import warm_up
@@ -109,13 +110,15 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         )
         monitor.start()
 
+        admission = Admission(settings.worker_concurrency, settings.worker_admit_lag_ms / 1000)
         background = [
+            loop.create_task(admission.watch(), name="graphrun-admission"),
             loop.create_task(cancels.listen(runner.cancel, runner.followed, runner.recheck_cancels)),
             loop.create_task(WorkflowChanges(redis, keys).listen(cache)),
             loop.create_task(cache.prewarm_popular(settings.prewarm_workflows)),
             loop.create_task(sweeper.run()),
         ]
-        receiver = Receiver(queue, runner.execute, settings.worker_concurrency)
+        receiver = Receiver(queue, runner.execute, admission)
         receiving = loop.create_task(receiver.listen(), name="graphrun-receiver")
         log.info("worker ready (queue %s, concurrency %s)", keys.task_queue, settings.worker_concurrency)
         try:

@@ -1,4 +1,5 @@
-"""Taking executions off the task queue, at most ``concurrency`` running at once.
+"""Taking executions off the task queue, as many at once as the admission gate lets in
+(``worker/admission.py``: a ceiling, and above a floor only while the event loop keeps up).
 
 A message is taken only when a slot is free: what this process cannot start yet stays on the queue,
 for another worker process to take (and for the sweeper to see as queued).
@@ -15,15 +16,16 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from graphrun.redis.queue import TaskQueue
+from graphrun.worker.admission import Admission
 
 log = logging.getLogger("graphrun.worker")
 
 
 class Receiver:
-    def __init__(self, queue: TaskQueue, execute: Callable[[str], Awaitable[None]], concurrency: int) -> None:
+    def __init__(self, queue: TaskQueue, execute: Callable[[str], Awaitable[None]], slots: Admission) -> None:
         self._queue = queue
         self._execute = execute
-        self._slots = asyncio.Semaphore(max(1, concurrency))
+        self._slots = slots
         self._running: set[asyncio.Task[None]] = set()
 
     async def listen(self) -> None:
