@@ -87,15 +87,26 @@ class Proc:
         self._log.close()
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.alive():
-            self.popen.send_signal(sig)
-            try:
-                self.popen.wait(scaled(15))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(scaled(10))
+        stop_all([self], sig)
+
+    def _reap(self) -> None:
+        """Wait for a process already signalled; its whole group is killed if it takes too long."""
+        try:
+            self.popen.wait(scaled(15))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(scaled(10))
         self._log.close()
+
+
+def stop_all(procs: list[Proc], sig: int = signal.SIGTERM) -> None:
+    """Signal every process first, then wait for each: they shut down side by side."""
+    for proc in procs:
+        if proc.alive():
+            proc.popen.send_signal(sig)
+    for proc in procs:
+        proc._reap()
 
 
 @dataclass
@@ -212,6 +223,9 @@ def fleet(tmp: Path, redis_url: str, **extra: str) -> Iterator[Target]:
             GRAPHRUN_PORT=str(port),
             GRAPHRUN_API_WORKERS="2",
             GRAPHRUN_LOG_LEVEL="WARNING",
+            # A run a test left going is handed over after 2 s instead of holding the teardown for
+            # the default 30 s grace (the hand-over itself is what the recovery tests check).
+            GRAPHRUN_SHUTDOWN_GRACE_S="2",
             **extra,
         )
         procs: list[Proc] = []
@@ -227,8 +241,7 @@ def fleet(tmp: Path, redis_url: str, **extra: str) -> Iterator[Target]:
             wait_workers_listening(redis_url, prefix, 2, [*procs, *workers])
             yield Target("fleet", url, procs, workers, redis_url, prefix)
         finally:
-            for proc in [*workers, *procs]:
-                proc.stop()
+            stop_all([*workers, *procs])
 
 
 _API_LINE = re.compile(r"API:\s*(?:\x1b\[[0-9;]*m)*(http://[0-9.]+:(\d+))")

@@ -20,7 +20,15 @@ from langgraph_sdk.client import LangGraphClient
 
 from tests.helpers import scaled, wait_until
 from tests.langgraph.sdk import collect, first_part, graphrun_only, status_of
-from tests.langgraph.targets import FAST_RECOVERY, Target, dump, fleet, reference, wait_workers_listening
+from tests.langgraph.targets import (
+    FAST_RECOVERY,
+    Target,
+    dump,
+    fleet,
+    reference,
+    stop_all,
+    wait_workers_listening,
+)
 
 # One xdist worker runs the whole module, so that each server starts once.
 pytestmark = pytest.mark.xdist_group("langgraph-sdk-hitl")
@@ -308,8 +316,7 @@ async def test_interrupted_thread_resumed_after_a_full_restart(client: LangGraph
     tid = (await client.threads.create())["thread_id"]
     await client.runs.wait(tid, "confirm", input={"request": "deploy"})
     assert (await client.threads.get(tid))["status"] == "interrupted"
-    for proc in [*target.workers, *target.procs]:
-        proc.stop()
+    stop_all([*target.workers, *target.procs])
     for proc in [*target.procs, *target.workers]:
         proc.start()
 
