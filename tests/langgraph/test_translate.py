@@ -5,12 +5,15 @@ captures/, and the shapes quoted below)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
@@ -223,3 +226,68 @@ async def test_events_mode_streams_astream_events_beside_the_other_modes() -> No
     tokens = [d["data"]["chunk"]["content"] for n, d in out if n == "events" and d["event"] == "on_chat_model_stream"]
     assert "".join(tokens) == "hello there friend"
     assert [data["messages"][-1]["content"] for name, data in out if name == "values"][-1] == "whole answer"
+
+
+def first(s: S) -> dict[str, Any]:
+    return {"n": s["n"] + 1, "log": ["first"]}
+
+
+def second(s: S) -> dict[str, Any]:
+    get_stream_writer()({"second": s["n"]})
+    return {"n": s["n"] + 1, "log": ["second"]}
+
+
+class Lagging(InMemorySaver):
+    """Loses what a database behind a killed worker's stream would not have had yet: the checkpoint
+    after ``second`` and, unless ``keeps_writes``, ``second``'s writes."""
+
+    def __init__(self, *, keeps_writes: bool) -> None:
+        super().__init__()
+        self.keeps_writes = keeps_writes
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        if metadata.get("step", -1) >= 2:
+            return {"configurable": {**config["configurable"], "checkpoint_id": checkpoint["id"]}}
+        return super().put(config, checkpoint, metadata, new_versions)
+
+    def put_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        if self.keeps_writes or ("log", ["second"]) not in writes:
+            super().put_writes(config, writes, task_id, task_path)
+
+
+async def attempt(graph: Any, graph_input: Any, translator: LangGraphTranslator) -> list[tuple[str, Any, str | None]]:
+    """(event, data, task it names) of one attempt, streamed as the worker streams a run."""
+    config: Any = {"configurable": {"thread_id": "t"}}
+    out: list[tuple[str, Any, str | None]] = []
+    async for mode, chunk in graph.astream(graph_input, config, stream_mode=list(translator.modes)):
+        translated = translator.feed((), mode, chunk)
+        out += [(name, json.loads(text), translated.task) for name, text in translated.events]
+    return out
+
+
+@pytest.mark.parametrize("keeps_writes", [False, True])
+async def test_a_later_attempt_publishes_nothing_more_of_a_task_whose_result_the_log_holds(keeps_writes: bool) -> None:
+    graph = line(first, second).compile(checkpointer=Lagging(keeps_writes=keeps_writes))
+    modes = ["updates", "custom", "tasks", "debug", "values"]
+    published = await attempt(graph, {"n": 0}, LangGraphTranslator(modes))
+    named = [(name, data) for name, data, task in published if task]
+    assert [name for name, _ in named] == ["updates", "tasks", "debug"] * 2  # each node's result, and only that
+    done = {task for _, _, task in published if task}
+
+    again = await attempt(graph, None, LangGraphTranslator(modes, done=done))
+    assert [data for name, data, _ in again if name == "custom"] == []
+    assert [name for name, data, _ in again if name in ("tasks", "debug") and data.get("type") != "checkpoint"] == []
+    updates = [data for name, data, _ in again if name == "updates"]
+    if keeps_writes:  # LangGraph replays the saved writes itself, marked as such: sent as it sends them
+        assert updates == [{"second": {"n": 2, "log": ["second"]}, "__metadata__": {"cached": True}}]
+    else:  # run again: nothing of it is new to the client
+        assert updates == []
+    assert [data for name, data, _ in again if name == "values"][-1] == {"n": 2, "log": ["first", "second"]}

@@ -39,6 +39,9 @@ MAX_WRITE_BYTES = 1_048_576
 # after which the write fails (the run then fails or is taken over once its lease lapses).
 WRITE_RETRY = RetryPolicy(initial_s=0.05, max_s=1.0, deadline_s=30.0)
 
+# The kinds of a LangGraph-protocol run's entries (worker/lgrun.py).
+_LG_PREFIX = "lg:"
+
 
 # The fenced write: the lease check and the writes are one atomic step, so a worker that lost its
 # lease (paused, partitioned) cannot add a single entry after another attempt took over.
@@ -86,7 +89,8 @@ class EventLog:
         self, execution_id: str, *, live_ttl_s: float, fence: tuple[str, int] | None = None
     ) -> tuple[EventWriter, set[str], set[str]]:
         """A writer that carries on after the log's last entry (a taken-over execution), with the
-        LangGraph task ids the log already shows as started and as ended."""
+        LangGraph task ids the log already shows as started and as ended (``node_end``; for a
+        LangGraph-protocol run, an ``lg:*`` entry names a task only when it holds its result)."""
         started: set[str] = set()
         ended: set[str] = set()
         last: StreamId | None = None
@@ -99,7 +103,8 @@ class EventLog:
                 task = fields.get(b"t", b"").decode()
                 if task:
                     kind = fields[b"k"].decode()
-                    (ended if kind == EventKind.NODE_END.value else started).add(task)
+                    result = kind == EventKind.NODE_END.value or kind.startswith(_LG_PREFIX)
+                    (ended if result else started).add(task)
             if len(raw) < 1000:
                 break
             cursor = f"({last}"

@@ -17,13 +17,22 @@ What must stay true:
   three never carry a namespace, and with both modes asked for only the tuple form is sent: the
   server does both);
 - interrupts appear in ``values`` and ``updates`` as ``__interrupt__: [{"value", "id", …}]``;
-- the root graph's last ``values`` chunk is the run's output (:attr:`LangGraphTranslator.final`).
+- the root graph's last ``values`` chunk is the run's output (:attr:`LangGraphTranslator.final`);
+- a taken-over run does not publish again anything of a task whose result the log already holds
+  (``done``, the task ids read back from the log): not its ``tasks``/``debug`` start and result, its
+  ``updates``, nor the ``custom`` and ``messages`` chunks it streams while it runs. What LangGraph
+  itself replays from a checkpoint's pending writes (``updates`` marked ``__metadata__: {"cached":
+  true}``) is sent as LangGraph sends it. State snapshots (``values``, ``checkpoints``) belong to no
+  task and are sent as streamed;
+- the events that hold a task's successful result (its ``updates``, and its ``tasks`` and ``debug``
+  result) name it (:attr:`LgTranslated.task`), so that a later attempt knows it is done (a run that
+  streams none of these modes leaves no such record).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,13 +75,20 @@ _SOURCE: dict[str, StreamMode] = {
 _EVENTS = "events"
 
 
+# Where ``updates`` name what LangGraph replays rather than runs, and where they hold interrupts.
+_META = "__metadata__"
+_INTERRUPT = "__interrupt__"
+
+
 @dataclass(frozen=True, slots=True)
 class LgTranslated:
-    """What one chunk means: the events to write (name, JSON text), and the task it began or ended."""
+    """What one chunk means: the events to write (name, JSON text), the task it began or ended, and
+    the task whose successful result the events hold (written with them)."""
 
     events: tuple[tuple[str, str], ...] = ()
     started: str | None = None
     ended: str | None = None
+    task: str | None = None
 
 
 _NOTHING = LgTranslated()
@@ -81,7 +97,7 @@ _NOTHING = LgTranslated()
 class LangGraphTranslator:
     """Translates the chunks of one LangGraph run, in order."""
 
-    def __init__(self, stream_mode: Sequence[str], *, subgraphs: bool = False) -> None:
+    def __init__(self, stream_mode: Sequence[str], *, subgraphs: bool = False, done: Collection[str] = ()) -> None:
         unknown = [m for m in stream_mode if m not in _SOURCE and m != _EVENTS]
         if unknown:
             raise ValueError(f"unsupported stream mode(s): {', '.join(unknown)}")
@@ -98,6 +114,9 @@ class LangGraphTranslator:
         self._partial: dict[str, BaseMessageChunk] = {}
         self._described: set[str] = set()
         self._final: str | None = None
+        self._done = done
+        # The tasks running in each namespace (id → node), to tell whose a chunk is.
+        self._running: dict[tuple[str, ...], dict[str, str]] = {}
 
     @property
     def final(self) -> Any:
@@ -106,11 +125,18 @@ class LangGraphTranslator:
 
     def feed(self, namespace: tuple[str, ...], mode: str, chunk: Any) -> LgTranslated:
         started = ended = None
+        owner, result = self._owner(namespace, mode, chunk)
         if mode == "tasks":
+            running = self._running.setdefault(namespace, {})
             if "input" in chunk:  # a task begins; its end has "result" and "error" instead
                 started = chunk["id"]
+                running[started] = chunk["name"]
             else:
                 ended = chunk["id"]
+                running.pop(ended, None)
+        if owner is not None and owner in self._done:
+            # Its result is in the log: this is a later attempt running it again.
+            return LgTranslated(started=started, ended=ended) if started or ended else _NOTHING
         if namespace and not self.subgraphs:
             return LgTranslated(started=started, ended=ended) if started or ended else _NOTHING
         suffix = "|" + "|".join(namespace) if namespace else ""
@@ -129,7 +155,32 @@ class LangGraphTranslator:
             events = ()
         if not events and started is None and ended is None:
             return _NOTHING
-        return LgTranslated(events, started, ended)
+        return LgTranslated(events, started, ended, owner if result and events else None)
+
+    def _owner(self, namespace: tuple[str, ...], mode: str, chunk: Any) -> tuple[str | None, bool]:
+        """The task whose output ``chunk`` is (None if no one task's), and whether it is that task's
+        successful result rather than what it streams while it runs."""
+        if mode == "debug":
+            if chunk.get("type") not in ("task", "task_result"):
+                return None, False
+            chunk = chunk["payload"]
+            mode = "tasks"
+        if mode == "tasks":
+            ended = "input" not in chunk
+            return chunk["id"], ended and chunk.get("error") is None and not chunk.get("interrupts")
+        running = self._running.get(namespace) or {}
+        if mode == "updates":
+            # One task's update: {node: …}, named by the node. Interrupts, and LangGraph's replays
+            # of a checkpoint's writes (it marks them itself), are nobody's here.
+            if not isinstance(chunk, dict) or _META in chunk or _INTERRUPT in chunk or len(chunk) != 1:
+                return None, False
+            node = next(iter(chunk))
+            ids = [task for task, name in running.items() if name == node]
+            return (ids[0], True) if len(ids) == 1 else (None, False)
+        if mode in ("custom", "messages") and len(running) == 1:
+            # Neither names its task: while exactly one task runs in the namespace, it is that one's.
+            return next(iter(running)), False
+        return None, False
 
     def event(self, event: dict[str, Any]) -> tuple[str, str] | None:
         """An ``astream_events`` event that is not one of the root run's chunks: event ``events``

@@ -8,7 +8,10 @@ What must stay true:
 - a later attempt of a run goes on from the newest checkpoint if this run wrote it (its metadata
   carries the run id), with no input: the input is never applied twice; otherwise it starts as the
   first attempt did;
-- every translated chunk is one log entry ``lg:<event>`` whose data is the SSE ``data:`` JSON;
+- every translated chunk is one log entry ``lg:<event>`` whose data is the SSE ``data:`` JSON; an
+  entry that holds a task's result carries the task's id, and a later attempt publishes nothing
+  more of that task (langgraph/translate.py): its database checkpoints may lag behind the log, so
+  it can run again a task whose output the client already has;
 - the thread's recorded state is read back from its checkpoints once the outcome is decided, before
   the final status is stored: whoever sees the run end sees the thread's new state.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 import logging
 import uuid
 import weakref
+from collections.abc import Collection
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -34,10 +38,11 @@ log = logging.getLogger("graphrun.worker")
 LG_PREFIX = "lg:"
 
 
-def translator_for(execution: Execution) -> LangGraphTranslator:
+def translator_for(execution: Execution, done: Collection[str] = ()) -> LangGraphTranslator:
+    """``done``: the tasks whose result the log already holds (a later attempt's)."""
     options = execution.options
     return LangGraphTranslator(
-        options.get("stream_mode") or ["values"], subgraphs=bool(options.get("stream_subgraphs"))
+        options.get("stream_mode") or ["values"], subgraphs=bool(options.get("stream_subgraphs")), done=done
     )
 
 
@@ -134,7 +139,7 @@ class LangGraphRuns:
         if out.started is not None:
             gate.task_started(out.started)
         for name, data in out.events:
-            writer.emit_raw(LG_PREFIX + name, data)
+            writer.emit_raw(LG_PREFIX + name, data, task=out.task or "")
         if out.ended is not None:
             gate.result_seen(out.ended)  # its checkpoint writes may go now (after its events)
 

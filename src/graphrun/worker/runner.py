@@ -221,7 +221,7 @@ class ExecutionRunner:
             gates.attach(gate_key, gate)
         lg = execution.options.get("protocol") == PROTOCOL
         translator: StreamTranslator | LangGraphTranslator = (
-            translator_for(execution) if lg else StreamTranslator(started=started_tasks, done=done_tasks)
+            translator_for(execution, done_tasks) if lg else StreamTranslator(started=started_tasks, done=done_tasks)
         )
         before = self._thread_recorder(execution) if lg and execution.thread_id is not None else None
         inner = loop.create_task(
