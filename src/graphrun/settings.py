@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     worker_processes: int = Field(1, ge=1, le=64)
     # At most this many executions per worker process; above 4, a new one only while the process's
     # event loop lags less than worker_admit_lag_ms (0: the fixed limit alone). See worker/admission.py.
-    worker_concurrency: int = Field(500, ge=1, le=10_000)
+    worker_concurrency: int = Field(100, ge=1, le=10_000)
     worker_admit_lag_ms: int = Field(50, ge=0, le=10_000)
     # `graphrun worker` on a machine of its own has no API to report through: its processes'
     # /metrics on this port (on GRAPHRUN_HOST), if set; 0 is off.
