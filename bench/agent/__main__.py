@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LOAD = ROOT / "bench" / "agent" / "load.py"
 FAKE = ROOT / "bench" / "agent" / "fake_llm.py"
 DOC = ROOT / "docs" / "benchmarks-agent.md"
-SYSTEMS = ("serve", "deployed", "peer", "aegra")
+SYSTEMS = ("serve", "deployed", "peer", "aegra", "runtime-pg")
 
 
 @dataclass

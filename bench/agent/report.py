@@ -15,6 +15,8 @@ from typing import Any
 from bench._common import table
 
 R = dict[str, Any]
+# The peers' keys (bench/agent/systems.py), for a peer that did not start and so has no "kind".
+PEERS = ("peer", "aegra", "runtime-pg")
 
 
 def num(x: float | None, digits: int = 1) -> str:
@@ -115,7 +117,7 @@ def scenario_table(name: str, systems: dict[str, R]) -> list[str]:
         for key in keys:
             r = systems[key].get("scenarios", {}).get(name)
             if r is None:
-                row.append("not run" if "error" not in systems[key] else "failed to start")
+                row.append("not run" if "error" not in systems[key] else "not part of this run")
             elif "error" in r:
                 row.append("client failed" if label.startswith("errors") else "–")
             else:
@@ -173,7 +175,7 @@ def targets(data: R) -> list[str]:
     scenarios = [s["name"] for s in data["plan"]["scenarios"]]
     loads = [s["name"] for s in data["plan"]["scenarios"] if s["kind"] == "load"]
     big = loads[-1]
-    peers = {k: s for k, s in systems.items() if s.get("kind") == "peer" or k in ("peer", "aegra")}
+    peers = {k: s for k, s in systems.items() if s.get("kind") == "peer" or k in PEERS}
     ours = {k: s for k, s in systems.items() if k not in peers}
     rows = []
 
@@ -248,7 +250,7 @@ def render(data: R) -> str:
     plan, shape = data["plan"], data["plan"]["shape"]
     systems: dict[str, R] = data["systems"]
     lines = [
-        "# Agent load: graphrun vs langgraph dev vs Aegra",
+        "# Agent load: graphrun vs langgraph dev, Aegra and langgraph-api on langgraph-runtime-pg",
         "",
         "Written by `make bench-agent` (bench/agent/); do not edit by hand. Every figure comes from one run "
         "on the machine named below; compare figures within the run.",
@@ -294,7 +296,9 @@ def render(data: R) -> str:
             st = "; ".join(f"{k}: {x}" for k, x in s.get("settings", {}).items())
             lines.append(f"- **{title}**: {v}. Settings: {st}")
         if s.get("error"):
-            lines.append(f"- **{title}**: not measured: {s['error']}")
+            # Started (its versions known) and then failed, or never started (install or start-up).
+            said = "stopped by an error" if "versions" in s else "not part of this run"
+            lines.append(f"- **{title}**: {said}: {s['error']}")
     lines.append("")
     for sc in plan["scenarios"]:
         lines += [f"## {sc['name']}", "", *scenario_table(sc["name"], systems), ""]

@@ -7,7 +7,10 @@ started with its documented production settings and stopped (its database droppe
 - `langgraph dev` from bench/.peer-venv (bench/_systems.py's ensure_peer) with
   `--n-jobs-per-worker 10`: the default its `--help` and LangGraph's server document (the dev CLI
   silently runs 1 job at a time without the flag, which no production server does);
-- Aegra through bench/_aegra.py, when that module is there and works.
+- Aegra through bench/_aegra.py, when that module is there and works;
+- LangGraph's stock server (langgraph-api) on the open langgraph-runtime-pg runtime, through
+  bench/_runtime_pg.py: `langhost serve --workers 2 --n-jobs-per-worker 10` on a fresh PostgreSQL
+  database (migrated before start-up) and a private Redis.
 
 The peers' environments get langchain-openai added (the version this project locks), which
 graph.py needs; the marker files of their installs are left as they are.
@@ -230,9 +233,28 @@ def aegra(tmp: Path, llm_url: str, quick: bool) -> Iterator[Served]:
         yield Served("aegra", "Aegra", "peer", url, dict(system.pids), pg, settings, versions)
 
 
+@contextlib.contextmanager
+def runtime_pg(tmp: Path, llm_url: str) -> Iterator[Served]:
+    """bench/_runtime_pg.py's langgraph-api on langgraph-runtime-pg serving graph.py."""
+    from bench import _runtime_pg
+
+    title = "langgraph-api + runtime-pg"
+    versions, note = _runtime_pg.ensure_runtime_pg()
+    if versions is None:
+        raise RuntimeError(f"{title} not available: {note}")
+    why = add_openai(_runtime_pg.VENV)
+    if why:
+        raise RuntimeError(f"{title} not available: {why}")
+    with _runtime_pg.runtime_pg(tmp, PROJECT_FILES, {"AGENT_BENCH_LLM_URL": llm_url}) as system:
+        versions |= local_versions_in(_runtime_pg.VENV, "langchain-openai", "openai")
+        settings = {**system.settings, "note": note}
+        yield Served("runtime-pg", title, "peer", system.url, system.pids, system.pg_database, settings, versions)
+
+
 STARTERS: dict[str, Callable[[Path, str, bool], AbstractContextManager[Served]]] = {
     "serve": lambda tmp, url, _quick: graphrun_serve(tmp, url),
     "deployed": lambda tmp, url, _quick: graphrun_postgres(tmp, url),
     "peer": lambda tmp, url, _quick: langgraph_dev(tmp, url),
     "aegra": aegra,
+    "runtime-pg": lambda tmp, url, _quick: runtime_pg(tmp, url),
 }
