@@ -36,13 +36,13 @@ lint: install
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 
-# The package, then bench/agent/, the Aegra peer, the e2e report and bench/concurrency.py (strict
+# The package, then bench/agent/, the Aegra and langgraph-runtime-pg peers, the e2e report and bench/concurrency.py (strict
 # too; they import graphrun from src/, and the older bench modules they use are followed silently
 # rather than checked).
 typecheck: install
 	$(VENV)/bin/mypy
 	MYPYPATH=src $(VENV)/bin/mypy --strict --follow-imports=silent bench/agent
-	MYPYPATH=src $(VENV)/bin/mypy --strict --follow-imports=silent bench/_aegra.py bench/_venv.py bench/report
+	MYPYPATH=src $(VENV)/bin/mypy --strict --follow-imports=silent bench/_aegra.py bench/_runtime_pg.py bench/_venv.py bench/report
 	MYPYPATH=src $(VENV)/bin/mypy --strict --follow-imports=silent bench/concurrency.py bench/_held_graphs.py
 
 test: lint typecheck js-install
@@ -116,9 +116,10 @@ bench-instructions: install
 	$(VENV)/bin/python bench/instructions.py
 
 # The agent-load bench (issue #18, bench/agent/): graphrun serve, graphrun api + workers on PostgreSQL,
-# langgraph dev and Aegra serving one tool-calling agent against a fake OpenAI server; 100 and 1,000
-# conversations and a reconnect storm; writes docs/benchmarks-agent.md and .json. About 10 minutes;
-# BENCH_QUICK=1 is a smoke test (20/100 conversations). Adds langchain-openai to the peers' venvs.
+# langgraph dev, Aegra and langgraph-api on langgraph-runtime-pg serving one tool-calling agent
+# against a fake OpenAI server; 100 and 1,000 conversations and a reconnect storm; writes
+# docs/benchmarks-agent.md and .json. About 13 minutes; BENCH_QUICK=1 is a smoke test (20/100
+# conversations). Adds langchain-openai to the peers' venvs.
 bench-agent: install
 	$(VENV)/bin/python -m bench.agent
 
