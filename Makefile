@@ -42,7 +42,7 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 	MYPYPATH=src $(VENV)/bin/mypy --strict --follow-imports=silent bench/agent
-	MYPYPATH=src $(VENV)/bin/mypy --strict --follow-imports=silent bench/_aegra.py bench/_runtime_pg.py bench/_venv.py bench/report
+	MYPYPATH=src $(VENV)/bin/mypy --strict --follow-imports=silent bench/_aegra.py bench/_pg.py bench/_runtime_pg.py bench/_venv.py bench/report
 	MYPYPATH=src $(VENV)/bin/mypy --strict --follow-imports=silent bench/concurrency.py bench/_held_graphs.py
 
 test: lint typecheck js-install

@@ -29,10 +29,8 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import psycopg
-
+from bench._pg import drop_database, fresh_database, postgres_settings
 from bench._procs import descendants
 from bench._systems import BENCH, PEER_GRAPH, PEER_TARGETS, STEPS, Proc, System, clean_env, wait_ready
 from bench._venv import ensure_venv, find_python
@@ -67,19 +65,6 @@ def ensure_aegra() -> tuple[dict[str, str] | None, str]:
     return ensure_venv(AEGRA_VENV, AEGRA_REQUIREMENT, python, AEGRA_PACKAGES, "bin/uvicorn")
 
 
-def _admin(sql: str) -> None:
-    # CREATE and DROP DATABASE cannot run inside a transaction.
-    with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql)
-
-
-def fresh_database(name: str) -> str:
-    """An empty database ``name`` on the bench's PostgreSQL server; returns its URL."""
-    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    _admin(f'CREATE DATABASE "{name}"')
-    return urlsplit(ADMIN_URL)._replace(path=f"/{name}").geturl()
-
-
 def effective_settings(env: dict[str, str]) -> dict[str, str]:
     """Aegra's settings as its process will see them, asked of Aegra's own settings object."""
     groups = {group: list(names) for group, names in REPORTED.items()}
@@ -102,16 +87,6 @@ def effective_settings(env: dict[str, str]) -> dict[str, str]:
     if flat.get("AEGRA_CHECKPOINT_DURABILITY") == "None":
         flat["AEGRA_CHECKPOINT_DURABILITY"] = "LangGraph's default (async)"
     return flat
-
-
-def postgres_settings() -> str:
-    """The server's version and the settings that bound a commit's cost, which Aegra pays per run."""
-    names = ("server_version", "fsync", "synchronous_commit", "shared_buffers", "max_connections")
-    with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=10) as conn:
-        got: dict[str, str] = dict(
-            conn.execute("SELECT name, setting FROM pg_settings WHERE name = ANY(%s)", [list(names)]).fetchall()
-        )
-    return ", ".join(f"{name} {got.get(name, '?')}" for name in names)
 
 
 def logged_errors(log: Path) -> list[str]:
@@ -153,7 +128,7 @@ def aegra(
     try:
         env = clean_env(
             AEGRA_CONFIG=str(project / "aegra.json"),
-            DATABASE_URL=fresh_database(database),
+            DATABASE_URL=fresh_database(ADMIN_URL, database),
             REDIS_BROKER_ENABLED="true",
             REDIS_URL=redis.start(),
             AUTH_TYPE="noop",
@@ -168,7 +143,7 @@ def aegra(
         settings = {
             "processes": "1 (uvicorn, as `aegra serve`)",
             **effective_settings(env),
-            "PostgreSQL": postgres_settings(),
+            "PostgreSQL": postgres_settings(ADMIN_URL),
         }
         python = str(AEGRA_VENV / "bin" / "python")
         args = [python, "-m", "uvicorn", "aegra_api.main:app", "--host", "127.0.0.1", "--port", str(port)]
@@ -196,5 +171,4 @@ def aegra(
             # Aegra drains its workers for up to WORKER_DRAIN_TIMEOUT (30 s) on SIGTERM.
             proc.stop(45)
         redis.stop()
-        with contextlib.suppress(psycopg.Error):
-            _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        drop_database(ADMIN_URL, database)

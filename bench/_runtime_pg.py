@@ -40,10 +40,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psycopg
 
+from bench._pg import drop_database, fresh_database, postgres_settings
 from bench._procs import descendants
 from bench._systems import BENCH, PY, Proc, clean_env, wait_ready
 from bench._venv import ensure_venv
@@ -129,26 +129,6 @@ def ensure_runtime_pg() -> tuple[dict[str, str] | None, str]:
     return versions, note
 
 
-def _admin(sql: str) -> None:
-    # CREATE and DROP DATABASE cannot run inside a transaction.
-    with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql.encode())  # built from our own names
-
-
-def _fresh_database(name: str) -> str:
-    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    _admin(f'CREATE DATABASE "{name}"')
-    return urlsplit(ADMIN_URL)._replace(path=f"/{name}").geturl()
-
-
-def postgres_settings() -> str:
-    names = ("server_version", "fsync", "synchronous_commit", "shared_buffers", "max_connections")
-    with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=10) as conn:
-        rows = conn.execute("SELECT name, setting FROM pg_settings WHERE name = ANY(%s)", [list(names)]).fetchall()
-    got = {str(name): str(value) for name, value in rows}
-    return ", ".join(f"{name} {got.get(name, '?')}" for name in names)
-
-
 def _in_venv(code: str, env: dict[str, str], what: str, timeout_s: float) -> str:
     done = subprocess.run(
         [str(VENV / "bin" / "python"), "-c", code],
@@ -214,8 +194,7 @@ def runtime_pg(tmp: Path, project_files: list[Path], extra_env: dict[str, str] |
         if proc is not None:
             proc.stop(45)
         redis.stop()
-        with contextlib.suppress(psycopg.Error):
-            _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        drop_database(ADMIN_URL, database)
 
 
 def _prepare(
@@ -224,7 +203,7 @@ def _prepare(
     """The server's environment (its database created and migrated, its Redis started), command
     line and settings."""
     env = clean_env(
-        DATABASE_URI=_fresh_database(database),
+        DATABASE_URI=fresh_database(ADMIN_URL, database),
         REDIS_URI=redis.start(),
         LG_RUNTIME_PG_AUTO_MIGRATE="false",  # migrated below, before start-up
         LANGGRAPH_RUNTIME_EDITION="pg",  # langhost sets it too; the read-back needs it
@@ -242,6 +221,6 @@ def _prepare(
         "start": " ".join(["langhost serve", *args[2:]]) + " (migrated before, auto-migrate off)",
         **effective_settings({**env, "N_JOBS_PER_WORKER": str(JOBS_PER_WORKER)}),
         "checkpointer and store pools": "psycopg 1–10 each per process (fixed in the runtime)",
-        "PostgreSQL": postgres_settings(),
+        "PostgreSQL": postgres_settings(ADMIN_URL),
     }
     return env, args, settings

@@ -30,8 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
+from bench._pg import drop_database, fresh_database
 from bench._procs import descendants, exe_name
 from bench._systems import PEER_VENV, PY, Proc, clean_env, ensure_peer, wait_ready
 from bench.results import Plan
@@ -78,21 +77,14 @@ def add_openai(venv: Path) -> str | None:
     return None
 
 
-def _admin(sql: str) -> None:
-    with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql.encode())  # CREATE/DROP DATABASE, built from our own names
-
-
 @contextlib.contextmanager
 def database(name: str) -> Iterator[str]:
     """A fresh database on the local PostgreSQL, dropped afterwards; yields its URL."""
-    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    _admin(f'CREATE DATABASE "{name}"')
+    url = fresh_database(PG_ADMIN, name)
     try:
-        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+        yield url
     finally:
-        with contextlib.suppress(psycopg.Error):
-            _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(PG_ADMIN, name)
 
 
 @contextlib.contextmanager

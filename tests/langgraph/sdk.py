@@ -57,6 +57,20 @@ async def first_part(stream: AsyncIterator[StreamPart], wanted: Any, seconds: fl
     raise AssertionError(f"the stream ended without the part wanted: {names(seen)}")
 
 
+async def steps_run_at_step_3(client: Any) -> tuple[str, str]:
+    """A new thread with a run of ``steps`` (updates and custom, resumable), once its stream says step_3
+    has started: mid-node, two items written. Returns (thread id, run id)."""
+    tid = (await client.threads.create())["thread_id"]
+    run = await client.runs.create(
+        tid, "steps", input={"delay": scaled(0.5)}, stream_mode=["updates", "custom"], stream_resumable=True
+    )
+    await first_part(
+        client.runs.join_stream(tid, run["run_id"], last_event_id="-1"),
+        lambda p: p.event == "custom" and p.data == {"started": "step_3"},
+    )
+    return tid, run["run_id"]
+
+
 async def status_of(call: Any) -> int:
     try:
         await call

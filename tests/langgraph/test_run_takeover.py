@@ -18,7 +18,7 @@ from langgraph_sdk import get_client
 from graphrun.settings import Settings
 from tests.conftest import InLoopWorker, ServerHandle
 from tests.helpers import scaled
-from tests.langgraph.sdk import collect, first_part
+from tests.langgraph.sdk import collect, steps_run_at_step_3
 
 GRAPHS = "tests.langgraph.rungraphs"
 
@@ -60,15 +60,7 @@ async def test_a_step_run_again_after_a_take_over_is_not_published_again(
     first = await worker_factory(lg_settings)
     client = get_client(url=api.url, api_key=None)
     try:
-        tid = (await client.threads.create())["thread_id"]
-        run = await client.runs.create(
-            tid, "steps", input={"delay": scaled(0.5)}, stream_mode=["updates", "custom"], stream_resumable=True
-        )
-        rid = run["run_id"]
-        await first_part(
-            client.runs.join_stream(tid, rid, last_event_id="-1"),
-            lambda p: p.event == "custom" and p.data == {"started": "step_3"},
-        )
+        tid, rid = await steps_run_at_step_3(client)
         await first.stop()  # hands the run over mid-node of step_3
         release.set()
         await worker_factory(lg_settings)

@@ -12,7 +12,7 @@ from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
 from tests.helpers import scaled
-from tests.langgraph.sdk import collect, first_part
+from tests.langgraph.sdk import collect, steps_run_at_step_3
 from tests.langgraph.targets import FAST_RECOVERY, Target, dump, fleet, wait_workers_listening
 
 ITEMS = [f"item-{i}" for i in range(1, 6)]
@@ -34,15 +34,7 @@ async def client(target: Target) -> AsyncIterator[LangGraphClient]:
 
 
 async def test_worker_sigkilled_mid_run_leaves_the_thread_exact(client: LangGraphClient, target: Target) -> None:
-    tid = (await client.threads.create())["thread_id"]
-    run = await client.runs.create(
-        tid, "steps", input={"delay": scaled(0.5)}, stream_mode=["updates", "custom"], stream_resumable=True
-    )
-    rid = run["run_id"]
-    await first_part(
-        client.runs.join_stream(tid, rid, last_event_id="-1"),
-        lambda p: p.event == "custom" and p.data == {"started": "step_3"},
-    )
+    tid, rid = await steps_run_at_step_3(client)
     # Mid-node of step_3, two items written. Which of the two workers holds the run is not visible
     # from outside, so both die; the run resumes on a restarted one.
     for worker in target.workers:

@@ -20,7 +20,7 @@ from redis.typing import EncodableT
 
 from graphrun.errors import EventLogError, FencedError
 from graphrun.events.ids import ZERO, StreamId
-from graphrun.events.model import TERMINAL_KINDS, Entry, Event, EventKind
+from graphrun.events.model import LG_PREFIX, TERMINAL_KINDS, Entry, Event, EventKind
 from graphrun.redis.batch import Command, CommandBatcher
 from graphrun.redis.errors import redis_errors
 from graphrun.redis.keys import Keys
@@ -38,9 +38,6 @@ MAX_WRITE_BYTES = 1_048_576
 # A write is on a running execution's path: quicker retries than a reader's reconnects, and a bound,
 # after which the write fails (the run then fails or is taken over once its lease lapses).
 WRITE_RETRY = RetryPolicy(initial_s=0.05, max_s=1.0, deadline_s=30.0)
-
-# The kinds of a LangGraph-protocol run's entries (worker/lgrun.py).
-_LG_PREFIX = "lg:"
 
 
 # The fenced write: the lease check and the writes are one atomic step, so a worker that lost its
@@ -103,7 +100,7 @@ class EventLog:
                 task = fields.get(b"t", b"").decode()
                 if task:
                     kind = fields[b"k"].decode()
-                    result = kind == EventKind.NODE_END.value or kind.startswith(_LG_PREFIX)
+                    result = kind == EventKind.NODE_END.value or kind.startswith(LG_PREFIX)
                     (ended if result else started).add(task)
             if len(raw) < 1000:
                 break

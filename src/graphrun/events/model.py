@@ -10,6 +10,10 @@ from typing import Any
 
 from graphrun.events.ids import StreamId
 
+# The kinds of a LangGraph-protocol run's entries: this prefix and LangGraph's SSE event name
+# (worker/lgrun.py writes them, langgraph/stream.py sends them).
+LG_PREFIX = "lg:"
+
 
 class EventKind(StrEnum):
     START = "start"

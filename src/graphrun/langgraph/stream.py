@@ -26,7 +26,7 @@ from graphrun.api.state import AppState
 from graphrun.errors import BadEventIdError
 from graphrun.events.follow import Truncated, follow_batches
 from graphrun.events.ids import ZERO, StreamId
-from graphrun.events.model import Entry, Event, EventKind
+from graphrun.events.model import LG_PREFIX, Entry, Event, EventKind
 from graphrun.events.terminal import stored_terminal_event
 from graphrun.langgraph.serde import dumps
 from graphrun.metrics import SSE_CLIENTS
@@ -34,7 +34,6 @@ from graphrun.store.base import Execution
 
 SEP = "\n"
 HEARTBEAT_S = 5.0
-LG_PREFIX = "lg:"
 HEARTBEAT = f": heartbeat{SEP}{SEP}".encode()
 
 

@@ -177,8 +177,9 @@ class LangGraphTranslator:
             node = next(iter(chunk))
             ids = [task for task, name in running.items() if name == node]
             return (ids[0], True) if len(ids) == 1 else (None, False)
-        if mode in ("custom", "messages") and len(running) == 1:
+        if mode in ("custom", "messages") and self._done and len(running) == 1:
             # Neither names its task: while exactly one task runs in the namespace, it is that one's.
+            # Only a later attempt asks (a token's chunk is the hottest path, and it is no result).
             return next(iter(running)), False
         return None, False
 

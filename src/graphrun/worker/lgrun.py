@@ -28,14 +28,13 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from graphrun.checkpoint.gate import RunGate
 from graphrun.events.log import EventWriter
+from graphrun.events.model import LG_PREFIX
 from graphrun.langgraph.serde import to_jsonable
 from graphrun.langgraph.translate import LangGraphTranslator
 from graphrun.store.base import Execution, ExecutionStatus, Store
 from graphrun.worker.lgoptions import interrupt_nodes, run_config, run_input
 
 log = logging.getLogger("graphrun.worker")
-
-LG_PREFIX = "lg:"
 
 
 def translator_for(execution: Execution, done: Collection[str] = ()) -> LangGraphTranslator:
