@@ -268,3 +268,14 @@ async def batcher(redis: Redis) -> AsyncIterator[CommandBatcher]:
     batcher = CommandBatcher(redis)
     yield batcher
     await batcher.close()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Under ``--dist loadgroup`` an xdist worker names each grouped test ``<id>@<group>``. A pytest
+    that pytest-xdist cannot rename (9.2, see pyproject.toml) spreads a group over the workers
+    without a word, and every module-scoped server then starts on each: fail instead."""
+    if not getattr(session.config.option, "loadgroup", False):  # set on xdist workers only
+        return
+    lost = [item.nodeid for item in session.items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+    if lost:
+        raise pytest.UsageError(f"--dist loadgroup lost the xdist_group of {len(lost)} tests, {lost[0]} first")

@@ -231,13 +231,14 @@ def fleet(tmp: Path, redis_url: str, **extra: str) -> Iterator[Target]:
         procs: list[Proc] = []
         workers: list[Proc] = []
         try:
-            api = Proc("api", [sys.executable, "-m", "graphrun", "api"], env, tmp, tmp / "api.log")
-            procs.append(api)
-            url = f"http://127.0.0.1:{port}"
-            _poll(lambda: _answers(f"{url}/readyz"), 60, "waiting for graphrun api", procs)
+            # All at once: the workers need nothing from the API, and every process that opens the
+            # store migrates it under a lock (store/migrate.py).
+            procs.append(Proc("api", [sys.executable, "-m", "graphrun", "api"], env, tmp, tmp / "api.log"))
             for i in range(2):
                 args = [sys.executable, "-m", "graphrun", "worker", "--processes", "1"]
                 workers.append(Proc(f"worker{i}", args, env, tmp, tmp / f"worker{i}.log"))
+            url = f"http://127.0.0.1:{port}"
+            _poll(lambda: _answers(f"{url}/readyz"), 60, "waiting for graphrun api", [*procs, *workers])
             wait_workers_listening(redis_url, prefix, 2, [*procs, *workers])
             yield Target("fleet", url, procs, workers, redis_url, prefix)
         finally:

@@ -216,7 +216,8 @@ async def test_interrupt_keeps_the_progress_then_starts_the_new_run(client: Lang
         return "a:1" in (await client.threads.get_state(tid))["values"].get("marks", [])
 
     await wait_until(checkpointed, 30, "a:1 in the thread's state")
-    result = await client.runs.wait(tid, "marks", input={"mark": "b"}, multitask_strategy="interrupt")
+    # delay 0: the thread's state would otherwise hand b the slow run's delay, three times.
+    result = await client.runs.wait(tid, "marks", input={"mark": "b", "delay": 0}, multitask_strategy="interrupt")
     assert isinstance(result, dict) and result["marks"] == ["a:1", *marks_of(("b", 3))], result
     assert (await client.runs.get(tid, first))["status"] == "interrupted"
     assert len(await client.runs.list(tid)) == 2
@@ -358,7 +359,7 @@ async def test_cancel_and_start_gap(client: LangGraphClient, target: Target, str
         await started(client, tid, first, "a:1")
         t0 = time.perf_counter()
         await first_part(
-            client.runs.stream(tid, "marks", input={"mark": "b"}, stream_mode="custom", multitask_strategy=strategy),  # type: ignore[arg-type]
+            client.runs.stream(tid, "marks", input={"mark": "b", "delay": 0}, stream_mode="custom", multitask_strategy=strategy),  # type: ignore[arg-type]
             lambda p: p.event == "custom",
             seconds=60,
         )

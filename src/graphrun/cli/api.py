@@ -55,6 +55,11 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "loglevel": settings.log_level.lower(),
         "accesslog": None,
         "proc_name": "graphrun-api",
+        # The app is built once in the master and forked: a worker starts (or restarts after a crash)
+        # without importing anything, so its event loop answers Gunicorn's heartbeat at once, and
+        # the workers share the start-up heap's pages (freeze_startup_heap). Nothing in create_app
+        # opens a connection or a thread: each worker's lifespan does, after the fork.
+        "preload_app": True,
         "child_exit": _child_exit,
     }
 
