@@ -15,7 +15,7 @@ import httpx
 
 from graphrun.redis.embedded import free_port
 from graphrun.settings import Settings
-from tests.helpers import chain_workflow, process_env, scaled, submit
+from tests.helpers import chain_workflow, process_env, submit
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:

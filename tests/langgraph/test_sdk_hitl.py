@@ -359,7 +359,13 @@ async def test_cancel_and_start_gap(client: LangGraphClient, target: Target, str
         await started(client, tid, first, "a:1")
         t0 = time.perf_counter()
         await first_part(
-            client.runs.stream(tid, "marks", input={"mark": "b", "delay": 0}, stream_mode="custom", multitask_strategy=strategy),  # type: ignore[arg-type]
+            client.runs.stream(
+                tid,
+                "marks",
+                input={"mark": "b", "delay": 0},
+                stream_mode="custom",
+                multitask_strategy=strategy,  # type: ignore[arg-type]
+            ),
             lambda p: p.event == "custom",
             seconds=60,
         )
