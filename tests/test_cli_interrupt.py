@@ -21,6 +21,9 @@ import pytest
 
 from tests.test_serve_e2e import _env, served  # noqa: F401 - the module's `graphrun serve`
 
+# One xdist worker runs the whole module, so that its `graphrun serve` starts once.
+pytestmark = pytest.mark.xdist_group("serve-cli-interrupt")
+
 Served = tuple[str, subprocess.Popen[bytes], Path]
 QUESTION = "Approve 'deploy v2'?"
 

@@ -18,6 +18,11 @@ from graphrun.redis.embedded import free_port
 from tests.helpers import chain_workflow, read_events, submit
 
 
+# One xdist worker runs the whole module, so that its `graphrun serve` starts once (the last test
+# stops it).
+pytestmark = pytest.mark.xdist_group("serve-e2e")
+
+
 def _env(tmp_path: Path, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHRUN_")}
     env.update(GRAPHRUN_PORT=str(port), GRAPHRUN_DATA_DIR=str(tmp_path / "data"), GRAPHRUN_LOG_LEVEL="WARNING")
