@@ -17,7 +17,6 @@ import pytest
 from graphrun.redis.embedded import free_port
 from tests.helpers import chain_workflow, read_events, submit
 
-
 # One xdist worker runs the whole module, so that its `graphrun serve` starts once (the last test
 # stops it).
 pytestmark = pytest.mark.xdist_group("serve-e2e")
