@@ -41,7 +41,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._client import Http, RunFailed, Target
-from bench._common import log, machine, stamp
+from bench._common import log, machine, pct_or_none, stamp
 from bench._procs import CpuShare, raise_nofile
 from bench._systems import child, run_json
 
@@ -114,6 +114,7 @@ async def client(spec: dict[str, Any]) -> dict[str, Any]:
         try:
             while loop.time() < t_stop:
                 await paced()
+                began = loop.time()
                 try:
                     await one(http, thread_id)
                 except (RunFailed, OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
@@ -123,9 +124,11 @@ async def client(spec: dict[str, Any]) -> dict[str, Any]:
                     continue
                 if t_measure <= loop.time() < t_stop:
                     counted += 1
+                    latencies.append(loop.time() - began)
         finally:
             http.close()
 
+    latencies: list[float] = []  # submit to terminal event, of the runs counted
     usage = CpuShare(spec["pids"], own="client")
     cpu: dict[str, float] = {}
 
@@ -142,7 +145,15 @@ async def client(spec: dict[str, Any]) -> dict[str, Any]:
         task.cancel()
     await asyncio.gather(*users, return_exceptions=True)
     await metering
-    return {"counted": counted, "window_s": spec["window_s"], "cpu": cpu, "failures": failures[:3]}
+    ms = [x * 1000 for x in latencies]
+    latency = {"p50": pct_or_none(ms, 50), "p99": pct_or_none(ms, 99)}
+    return {
+        "counted": counted,
+        "window_s": spec["window_s"],
+        "cpu": cpu,
+        "latency_ms": latency,
+        "failures": failures[:3],
+    }
 
 
 async def _fixed(runs: int, https: list[Http], threads: list[str], one: Any) -> dict[str, Any]:
@@ -235,6 +246,9 @@ def measure_serve(
                 f"  {src or 'src'} {path}: {runs / res['window_s']:.0f} runs/s, {sum(per.values()):.2f} ms CPU/run "
                 + " ".join(f"{g} {v:.2f}" for g, v in per.items())
                 + f" (other {res['cpu'].get('other', 0.0):.2f} cores)"
+                + "; run latency p50 / p99 "
+                + " / ".join(f"{v:.0f}" if v is not None else "–" for v in res.get("latency_ms", {}).values())
+                + " ms"
                 + (f" FAILURES {res['failures']}" if res["failures"] else "")
             )
         return outs
