@@ -41,9 +41,9 @@ lint: install
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 
-# The package, then bench/agent/, the Aegra and langgraph-runtime-pg peers, the e2e report and bench/concurrency.py (strict
-# too; they import graphrun from src/, and the older bench modules they use are followed silently
-# rather than checked).
+# The package, then bench/agent/, the Aegra and langgraph-runtime-pg peers, the e2e report and
+# bench/concurrency.py (strict too; they import graphrun from src/, and the older bench modules they
+# use are followed silently rather than checked).
 typecheck: install
 	$(VENV)/bin/mypy
 	MYPYPATH=src $(VENV)/bin/mypy --strict --follow-imports=silent bench/agent

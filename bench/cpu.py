@@ -247,7 +247,7 @@ def measure_serve(
                 + " ".join(f"{g} {v:.2f}" for g, v in per.items())
                 + f" (other {res['cpu'].get('other', 0.0):.2f} cores)"
                 + "; run latency p50 / p99 "
-                + " / ".join(f"{v:.0f}" if v is not None else "–" for v in res.get("latency_ms", {}).values())
+                + " / ".join(f"{v:.0f}" if v is not None else "–" for v in res["latency_ms"].values())
                 + " ms"
                 + (f" FAILURES {res['failures']}" if res["failures"] else "")
             )

@@ -33,7 +33,7 @@ from graphrun.redis.retry import RECONNECT
 log = logging.getLogger("graphrun.events")
 
 # A read costs Redis and this process time in proportion to the number of streams it names, and
-# each delivery costs a socket write per client (on the VMs measured, a loopback write was about
+# each delivery costs a socket write per client (on the VM measured, a loopback write was about
 # 40% of an API process's CPU under load). While events keep coming, a pause in proportion between
 # reads lets each read, and each write to a client, carry more of them: from 10 followed streams on
 # (1 ms), up to COALESCE_MAX_S from 50 on, the most it adds to a delivery (decision 0026).
