@@ -2,6 +2,8 @@
 
 SQLite: a sync engine (the stdlib sqlite3 driver) and the whole operation in one thread, so a store
 call costs one thread hop. (aiosqlite costs one hop per DBAPI call: begin, execute, fetch, commit.)
+Writes queued while another group of writes commits go together as the next group: one hop, one
+connection checkout and one transaction for all of them (group commit, docs/decisions/0027).
 PostgreSQL: the async engine (psycopg), the operation under ``AsyncConnection.run_sync``.
 """
 
@@ -11,7 +13,7 @@ import asyncio
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -61,7 +63,16 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 class SQLiteRunner:
-    """Writes on one thread, reads on ``readers`` others; each call one transaction in one hop."""
+    """Writes on one thread, reads on ``readers`` others; a read is one transaction in one hop, and
+    the writes queued at one moment share one.
+
+    What must stay true of a group of writes: each runs whole or not at all, in the order they were
+    queued, and each sees every write queued before it; one write's failure is that write's alone.
+    So a group whose operation raises is rolled back and its operations run again, each in its own
+    transaction (what they would have done without the group). That re-run is safe because an
+    operation is a function of the database alone, and its first run was rolled back. A caller
+    cancelled before its write is taken is dropped; one taken already commits all the same.
+    """
 
     def __init__(self, url: str | URL, *, readers: int = SQLITE_READERS, **engine_kw: Any) -> None:
         # Settings give sqlite+aiosqlite:///…; the same file through the stdlib driver.
@@ -80,6 +91,9 @@ class SQLiteRunner:
         # to 100 ms; only other processes' writers are left to wait there.
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="graphrun-sqlite-write")
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="graphrun-sqlite-read")
+        self._queued: list[_Write] = []
+        self._committer: asyncio.Task[None] | None = None
+        self.groups = 0  # write transactions committed or tried (tests read it)
 
     def _call(self, fn: Callable[[sa.Connection], T]) -> T:
         # The transaction commits here in the thread even if the awaiting task was cancelled
@@ -88,9 +102,57 @@ class SQLiteRunner:
             return fn(conn)
 
     async def run(self, fn: Callable[[sa.Connection], T], *, write: bool) -> T:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._writer if write else self._readers, self._call, fn
-        )
+        loop = asyncio.get_running_loop()
+        if not write:
+            return await loop.run_in_executor(self._readers, self._call, fn)
+        done: asyncio.Future[Any] = loop.create_future()
+        self._queued.append((fn, done))
+        if self._committer is None or self._committer.done():
+            self._committer = loop.create_task(self._commit_queued(), name="graphrun-sqlite-commit")
+        return cast(T, await done)
+
+    async def _commit_queued(self) -> None:
+        # Starts on the loop's next turn, after every writer of this one has queued; later writes
+        # queue while a group is in the thread, and go as the next group.
+        loop = asyncio.get_running_loop()
+        while self._queued:
+            group = [write for write in self._queued if not write[1].done()]  # (a caller that gave up)
+            self._queued = []
+            if not group:
+                continue
+            try:
+                outcomes = await asyncio.shield(loop.run_in_executor(self._writer, self._commit_group, group))
+            except BaseException as exc:  # this task cancelled (closing) or the pool shut down
+                error = exc if isinstance(exc, Exception) else BackendUnavailableError("database")
+                for _, done in group + self._queued:
+                    if not done.done():
+                        done.set_exception(error)
+                self._queued = []
+                raise
+            for (_, done), (ok, value) in zip(group, outcomes, strict=True):
+                if done.done():
+                    continue
+                if ok:
+                    done.set_result(value)
+                else:
+                    done.set_exception(value)
+
+    def _commit_group(self, group: list[_Write]) -> list[tuple[bool, Any]]:
+        """In the writer thread: the group in one transaction; if an operation raises, each alone."""
+        self.groups += 1
+        if len(group) > 1:
+            try:
+                with database_errors(), self.engine.begin() as conn:
+                    return [(True, fn(conn)) for fn, _ in group]
+            except Exception:  # noqa: BLE001 - rolled back; whose it was shows when each goes alone
+                pass
+        outcomes: list[tuple[bool, Any]] = []
+        for fn, _ in group:
+            try:
+                outcomes.append((True, self._call(fn)))
+            except Exception as exc:  # noqa: BLE001 - that caller's error
+                outcomes.append((False, exc))
+        return outcomes
 
     async def run_blocking(self, fn: Callable[[sa.Engine], T]) -> T:
         """``fn(engine)`` on the writer thread: for work that may block, such as a lock wait."""
@@ -103,7 +165,12 @@ class SQLiteRunner:
 
     async def close(self) -> None:
         # Let calls in flight finish (off the event loop), then close the pooled connections.
+        if self._committer is not None:
+            await asyncio.wait([self._committer])
         await asyncio.to_thread(self._close)
+
+
+_Write = tuple[Callable[[sa.Connection], Any], "asyncio.Future[Any]"]
 
 
 def make_async_engine(url: str | URL, **engine_kw: Any) -> AsyncEngine:
