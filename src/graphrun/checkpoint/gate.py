@@ -140,7 +140,7 @@ class RunGate:
             if task_id is None:
                 for earlier in list(self._queued):
                     await earlier.wait()
-            elif (seen := self._results.get(task_id)) is not None:
+            elif (seen := self._results.get(task_id)) is not None and not seen.is_set():
                 try:
                     async with asyncio.timeout(RESULT_WAIT_S):  # no extra task: wakes a turn sooner
                         await seen.wait()
