@@ -1,10 +1,12 @@
-"""LangGraph's SQLite saver, run on a thread of its own: one thread hop per call.
+"""LangGraph's SQLite saver, run on a thread of its own: one thread hop per call, or fewer.
 
 Why not ``AsyncSqliteSaver``: it runs on aiosqlite, which hops to its thread and back for every
 DBAPI call (execute, then commit, then closing the cursor), and takes one asyncio lock around each
 call. Under many concurrent runs those hops, all in a row behind that lock, were most of a LangGraph
 thread's run (docs/decisions/0027). Here each call is LangGraph's synchronous ``SqliteSaver`` method,
-whole, on one thread: the same SQL and the same file format, in one hop.
+whole, on one thread: the same SQL and the same file format, in one hop; calls made while the
+thread is busy go together in the next hop (:class:`graphrun.aio.GroupedThread`), each still its
+own transaction.
 
 What must stay true: every call runs whole on the saver's thread (a caller that stops waiting does
 not stop it half way), in the order the calls were made, each in its own transaction as
@@ -19,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -31,6 +33,8 @@ from langgraph.checkpoint.base import (
     DeltaChannelHistory,
 )
 from langgraph.checkpoint.sqlite import SqliteSaver
+
+from graphrun.aio import GroupedThread, run_each
 
 T = TypeVar("T")
 
@@ -45,15 +49,17 @@ class ThreadedSqliteSaver(BaseCheckpointSaver[str]):
         self.sync = SqliteSaver(conn)
         super().__init__(serde=self.sync.serde)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="graphrun-checkpoints")
+        self._calls = GroupedThread(self._thread, run_each, name="graphrun-checkpoint-calls")
 
     async def run(self, fn: Callable[[], T]) -> T:
         """``fn()`` on the saver's thread (for work on ``self.sync`` beyond the saver's methods)."""
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
+        return cast(T, await self._calls.call(fn))
 
     async def setup(self) -> None:
         await self.run(self.sync.setup)
 
     async def close(self) -> None:
+        await self._calls.wait_idle()
         await asyncio.to_thread(self._thread.shutdown, wait=True)
         self.sync.conn.close()
 

@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, Protocol, TypeVar, cast
 
 import sqlalchemy as sa
@@ -21,6 +22,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from graphrun.aio import GroupedThread, Outcome, run_each
 from graphrun.errors import BackendUnavailableError, ConfigError
 
 T = TypeVar("T")
@@ -91,9 +93,12 @@ class SQLiteRunner:
         # to 100 ms; only other processes' writers are left to wait there.
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="graphrun-sqlite-write")
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="graphrun-sqlite-read")
-        self._queued: list[_Write] = []
-        self._committer: asyncio.Task[None] | None = None
-        self.groups = 0  # write transactions committed or tried (tests read it)
+        self._writes = GroupedThread(self._writer, self._commit_group, name="graphrun-sqlite-commit")
+
+    @property
+    def groups(self) -> int:
+        """Write transactions committed or tried so far (tests read it)."""
+        return self._writes.groups
 
     def _call(self, fn: Callable[[sa.Connection], T]) -> T:
         # The transaction commits here in the thread even if the awaiting task was cancelled
@@ -102,57 +107,19 @@ class SQLiteRunner:
             return fn(conn)
 
     async def run(self, fn: Callable[[sa.Connection], T], *, write: bool) -> T:
-        loop = asyncio.get_running_loop()
-        if not write:
-            return await loop.run_in_executor(self._readers, self._call, fn)
-        done: asyncio.Future[Any] = loop.create_future()
-        self._queued.append((fn, done))
-        if self._committer is None or self._committer.done():
-            self._committer = loop.create_task(self._commit_queued(), name="graphrun-sqlite-commit")
-        return cast(T, await done)
+        if write:
+            return cast(T, await self._writes.call(fn))
+        return await asyncio.get_running_loop().run_in_executor(self._readers, self._call, fn)
 
-    async def _commit_queued(self) -> None:
-        # Starts on the loop's next turn, after every writer of this one has queued; later writes
-        # queue while a group is in the thread, and go as the next group.
-        loop = asyncio.get_running_loop()
-        while self._queued:
-            group = [write for write in self._queued if not write[1].done()]  # (a caller that gave up)
-            self._queued = []
-            if not group:
-                continue
-            try:
-                outcomes = await asyncio.shield(loop.run_in_executor(self._writer, self._commit_group, group))
-            except BaseException as exc:  # this task cancelled (closing) or the pool shut down
-                error = exc if isinstance(exc, Exception) else BackendUnavailableError("database")
-                for _, done in group + self._queued:
-                    if not done.done():
-                        done.set_exception(error)
-                self._queued = []
-                raise
-            for (_, done), (ok, value) in zip(group, outcomes, strict=True):
-                if done.done():
-                    continue
-                if ok:
-                    done.set_result(value)
-                else:
-                    done.set_exception(value)
-
-    def _commit_group(self, group: list[_Write]) -> list[tuple[bool, Any]]:
+    def _commit_group(self, group: list[Callable[[sa.Connection], Any]]) -> list[Outcome]:
         """In the writer thread: the group in one transaction; if an operation raises, each alone."""
-        self.groups += 1
         if len(group) > 1:
             try:
                 with database_errors(), self.engine.begin() as conn:
-                    return [(True, fn(conn)) for fn, _ in group]
+                    return [(True, fn(conn)) for fn in group]
             except Exception:  # noqa: BLE001 - rolled back; whose it was shows when each goes alone
                 pass
-        outcomes: list[tuple[bool, Any]] = []
-        for fn, _ in group:
-            try:
-                outcomes.append((True, self._call(fn)))
-            except Exception as exc:  # noqa: BLE001 - that caller's error
-                outcomes.append((False, exc))
-        return outcomes
+        return run_each([partial(self._call, fn) for fn in group])
 
     async def run_blocking(self, fn: Callable[[sa.Engine], T]) -> T:
         """``fn(engine)`` on the writer thread: for work that may block, such as a lock wait."""
@@ -165,12 +132,8 @@ class SQLiteRunner:
 
     async def close(self) -> None:
         # Let calls in flight finish (off the event loop), then close the pooled connections.
-        if self._committer is not None:
-            await asyncio.wait([self._committer])
+        await self._writes.wait_idle()
         await asyncio.to_thread(self._close)
-
-
-_Write = tuple[Callable[[sa.Connection], Any], "asyncio.Future[Any]"]
 
 
 def make_async_engine(url: str | URL, **engine_kw: Any) -> AsyncEngine:
