@@ -257,9 +257,6 @@ async def test_thread_crud(store: SQLStore) -> None:
     assert (await store.create_thread(tid, metadata={"x": 1}, if_exists="do_nothing")).metadata == {}
     updated = await store.update_thread(t.thread_id, {"graph_id": "chain"})
     assert updated.metadata == {"user": "u", "graph_id": "chain"} and updated.updated_at >= t.updated_at
-    await store.stamp_thread_metadata(t.thread_id, {"assistant_id": "a"})
-    await store.stamp_thread_metadata("missing", {"assistant_id": "a"})  # nothing to stamp
-    assert (await store.get_thread(t.thread_id)).metadata["assistant_id"] == "a"
     await store.set_thread_state(
         t.thread_id, status="interrupted", values={"n": 1}, interrupts={"task": [{"id": "i", "value": 1}]}, error=None
     )
@@ -316,6 +313,24 @@ async def test_execution_thread_fields(store: SQLStore) -> None:
     assert (plain.thread_id, plain.metadata, plain.options) == (None, {}, {})
     page = await store.list_executions(10, None, thread_id=t.thread_id)
     assert [e.id for e in page.items] == [rid]
+
+
+async def test_a_run_stamps_its_threads_metadata_with_it_or_not_at_all(store: SQLStore) -> None:
+    wf = await store.create_workflow("w", "chain", {})
+    t = await store.create_thread(metadata={"user": "u", "graph_id": "old"})
+    stamp = {"graph_id": "chain", "assistant_id": "a"}
+    await store.create_execution(wf.id, {}, None, thread_id=t.thread_id, thread_metadata=stamp)
+    assert (await store.get_thread(t.thread_id)).metadata == {"user": "u", "graph_id": "chain", "assistant_id": "a"}
+    # A run refused (busy, or no such workflow) stamps nothing.
+    other = await store.create_thread(metadata={"user": "v"})
+    await store.create_execution(wf.id, {}, None, thread_id=other.thread_id)
+    with pytest.raises(ConflictError):
+        await store.create_execution(
+            wf.id, {}, None, thread_id=other.thread_id, thread_metadata=stamp, only_if_idle=True
+        )
+    with pytest.raises(NotFoundError):
+        await store.create_execution(999_999, {}, None, thread_id=other.thread_id, thread_metadata=stamp)
+    assert (await store.get_thread(other.thread_id)).metadata == {"user": "v"}
 
 
 async def test_claims_follow_thread_order(store: SQLStore) -> None:

@@ -160,11 +160,8 @@ async def create_run(state: AppState, body: RunCreate, thread_id: str | None) ->
         options=options,
         # The check above is only the fast answer: this one, under the thread's lock, is the rule.
         only_if_idle=thread_id is not None and body.multitask_strategy == "reject",
+        thread_metadata={"graph_id": workflow.graph, "assistant_id": workflow.assistant_id},
     )
-    if thread_id is not None:
-        await state.store.stamp_thread_metadata(
-            thread_id, {"graph_id": workflow.graph, "assistant_id": workflow.assistant_id}
-        )
     metrics.SUBMITTED.inc()
     return execution
 

@@ -175,6 +175,7 @@ class SQLStore:
         metadata: dict[str, Any] | None = None,
         options: dict[str, Any] | None = None,
         only_if_idle: bool = False,
+        thread_metadata: dict[str, Any] | None = None,
     ) -> Execution:
         return await self._write(
             q.create_execution,
@@ -186,6 +187,7 @@ class SQLStore:
             metadata=metadata,
             options=options,
             only_if_idle=only_if_idle,
+            thread_metadata=thread_metadata,
         )
 
     async def delete_execution(self, execution_id: str) -> None:
@@ -299,9 +301,6 @@ class SQLStore:
         await self._write(
             q.set_thread_state, thread_id, status=status, values=values, interrupts=interrupts, error=error
         )
-
-    async def stamp_thread_metadata(self, thread_id: str, metadata: dict[str, Any]) -> None:
-        await self._write(q.stamp_thread_metadata, thread_id, metadata)
 
 
 async def open_store(url: str, *, migrate: bool = True, **engine_kw: Any) -> SQLStore:

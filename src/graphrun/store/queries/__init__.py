@@ -40,7 +40,6 @@ from graphrun.store.queries.threads import (
     get_thread,
     search_threads,
     set_thread_state,
-    stamp_thread_metadata,
     update_thread,
 )
 from graphrun.store.queries.workflows import (
@@ -92,7 +91,6 @@ __all__ = [
     "search_workflows",
     "set_latest_version",
     "set_thread_state",
-    "stamp_thread_metadata",
     "update_thread",
     "update_workflow",
 ]

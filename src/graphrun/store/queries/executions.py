@@ -66,7 +66,12 @@ _LOCK_THREAD = (
     threads.update()
     .where(threads.c.thread_id == sa.bindparam("thread"))
     .values(updated_at=sa.bindparam("now", type_=UTCDateTime))
-    .returning(threads.c.thread_id)
+    .returning(threads.c.thread_id, threads.c["metadata"])
+)
+_SET_THREAD_METADATA = (
+    threads.update()
+    .where(threads.c.thread_id == sa.bindparam("thread"))
+    .values(metadata=sa.bindparam("merged", type_=JSONType))
 )
 _THREAD_ACTIVE = sa.select(executions.c.id).where(
     executions.c.thread_id == sa.bindparam("thread"),
@@ -87,10 +92,15 @@ def create_execution(
     metadata: dict[str, Any] | None = None,
     options: dict[str, Any] | None = None,
     only_if_idle: bool = False,
+    thread_metadata: dict[str, Any] | None = None,
 ) -> Execution:
-    """``only_if_idle``: refuse (ConflictError "busy") when a run of the thread is queued or running."""
+    """``only_if_idle``: refuse (ConflictError "busy") when a run of the thread is queued or running.
+    ``thread_metadata``: merged into the thread's metadata (a LangGraph run stamps its graph_id and
+    assistant_id), written only when it changes something."""
+    locked = None
     if thread_id is not None:
-        if conn.execute(_LOCK_THREAD, {"thread": thread_id, "now": utcnow()}).first() is None:
+        locked = conn.execute(_LOCK_THREAD, {"thread": thread_id, "now": utcnow()}).first()
+        if locked is None:
             raise NotFoundError(f"thread {thread_id} not found")
         if only_if_idle and conn.execute(_THREAD_ACTIVE.limit(1), {"thread": thread_id}).first() is not None:
             raise ConflictError(f"thread {thread_id} is busy: a run is pending or running", "busy")
@@ -109,7 +119,15 @@ def create_execution(
     row = conn.execute(_CREATE_EXECUTION, params).one_or_none()
     if row is None:
         raise NotFoundError(f"workflow {workflow_id} not found")
+    if locked is not None and thread_metadata:
+        # Under the thread's lock (the UPDATE above): concurrent runs do not lose each other's keys.
+        current = locked[1] or {}
+        if any(current.get(key, _ABSENT) != value for key, value in thread_metadata.items()):
+            conn.execute(_SET_THREAD_METADATA, {"thread": thread_id, "merged": {**current, **thread_metadata}})
     return execution_row(row)
+
+
+_ABSENT = object()
 
 
 def delete_execution(conn: sa.Connection, execution_id: str) -> None:

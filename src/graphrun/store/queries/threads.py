@@ -11,7 +11,7 @@ from graphrun.errors import ConflictError, NotFoundError
 from graphrun.store.base import ExecutionStatus, IfExists, Thread
 from graphrun.store.queries.common import json_contains, ordering, thread_row, utcnow
 from graphrun.store.queries.workflows import insert_for
-from graphrun.store.schema import executions, threads
+from graphrun.store.schema import JSONType, UTCDateTime, executions, threads
 
 # Every writing operation writes first: see graphrun.store.queries.common.
 
@@ -88,10 +88,6 @@ def update_thread(conn: sa.Connection, thread_id: str, metadata: dict[str, Any])
     if not _merge_metadata(conn, thread_id, metadata):
         raise NotFoundError(f"thread {thread_id} not found")
     return _get(conn, thread_id)
-
-
-def stamp_thread_metadata(conn: sa.Connection, thread_id: str, metadata: dict[str, Any]) -> None:
-    _merge_metadata(conn, thread_id, metadata)
 
 
 def delete_thread(conn: sa.Connection, thread_id: str) -> None:
@@ -171,6 +167,21 @@ def copy_thread(conn: sa.Connection, thread_id: str) -> Thread:
     return _get(conn, new_id)
 
 
+# Every LangGraph run ends with it: built once (see queries/executions.py).
+_SET_STATE = (
+    threads.update()
+    .where(threads.c.thread_id == sa.bindparam("thread"))
+    .values(
+        status=sa.bindparam("st"),
+        values=sa.bindparam("vals", type_=JSONType),
+        interrupts=sa.bindparam("ints", type_=JSONType),
+        error=sa.bindparam("err", type_=JSONType),
+        updated_at=sa.bindparam("now", type_=UTCDateTime),
+        state_updated_at=sa.bindparam("now", type_=UTCDateTime),
+    )
+)
+
+
 def set_thread_state(
     conn: sa.Connection,
     thread_id: str,
@@ -182,8 +193,5 @@ def set_thread_state(
 ) -> None:
     """No thread (deleted meanwhile): nothing to record."""
     now = utcnow()
-    conn.execute(
-        threads.update()
-        .where(threads.c.thread_id == thread_id)
-        .values(status=status, values=values, interrupts=interrupts, error=error, updated_at=now, state_updated_at=now)
-    )
+    params = {"thread": thread_id, "st": status, "vals": values, "ints": interrupts, "err": error, "now": now}
+    conn.execute(_SET_STATE, params)
