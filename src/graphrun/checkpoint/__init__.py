@@ -1,9 +1,8 @@
 """LangGraph checkpointers keyed by execution id, so a recovered execution resumes where it stopped.
 
 By default in Redis, beside the execution's event log (:mod:`graphrun.checkpoint.redis`). With
-``GRAPHRUN_CHECKPOINTS=database``: SQLite (langgraph-checkpoint-sqlite's saver, on a thread of its
-own: :mod:`graphrun.checkpoint.sqlite`) beside the store's SQLite file, or PostgreSQL
-(langgraph-checkpoint-postgres) when the store is PostgreSQL, either wrapped in
+``GRAPHRUN_CHECKPOINTS=database``: SQLite (langgraph-checkpoint-sqlite) beside the store's SQLite
+file, or PostgreSQL (langgraph-checkpoint-postgres) when the store is PostgreSQL, either wrapped in
 :class:`~graphrun.checkpoint.ordered.OrderedSaver` so that a run's writes are ordered after its
 events and stop when its lease is gone, as the Redis saver's are. LangGraph threads' checkpoints
 (:mod:`graphrun.checkpoint.threads`) use the same SQL saver (``open_sql_saver``).
@@ -104,13 +103,16 @@ async def open_sql_saver(settings: Settings, *, max_connections: int = 10) -> As
             yield AsyncPostgresSaver(pool)  # type: ignore[arg-type]
         return
 
-    from graphrun.checkpoint.sqlite import ThreadedSqliteSaver
+    import aiosqlite
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     path = checkpoint_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
-    saver = await asyncio.to_thread(ThreadedSqliteSaver, path)
-    try:
+    async with aiosqlite.connect(path) as conn:
+        # Several worker processes share the file: WAL and a busy timeout, as for the store.
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA busy_timeout=30000")
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        saver = AsyncSqliteSaver(conn)
         await saver.setup()
         yield saver
-    finally:
-        await saver.close()

@@ -19,7 +19,6 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from graphrun.checkpoint import open_sql_saver
 from graphrun.checkpoint.ordered import OrderedSaver
-from graphrun.checkpoint.sqlite import ThreadedSqliteSaver
 from graphrun.settings import Settings
 
 
@@ -56,19 +55,17 @@ async def delete_checkpoints(saver: BaseCheckpointSaver[Any], thread_id: str, ch
     if not checkpoint_ids:
         return
     inner = saver.inner if isinstance(saver, OrderedSaver) else saver
-    if isinstance(inner, ThreadedSqliteSaver):
-        sqlite = inner.sync
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    if isinstance(inner, AsyncSqliteSaver):
         marks = ",".join("?" * len(checkpoint_ids))
-
-        def delete() -> None:
-            with sqlite.cursor() as cur:  # one transaction, committed as the cursor closes
-                for table in ("checkpoints", "writes"):
-                    cur.execute(
-                        f"DELETE FROM {table} WHERE thread_id = ? AND checkpoint_id IN ({marks})",
-                        (thread_id, *checkpoint_ids),
-                    )
-
-        await inner.run(delete)
+        async with inner.lock, inner.conn.cursor() as cur:
+            for table in ("checkpoints", "writes"):
+                await cur.execute(
+                    f"DELETE FROM {table} WHERE thread_id = ? AND checkpoint_id IN ({marks})",
+                    (thread_id, *checkpoint_ids),
+                )
+            await inner.conn.commit()
         return
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
