@@ -4,6 +4,7 @@ behave as if each were alone: in order, whole or not at all, one's failure its o
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -84,4 +85,36 @@ async def test_a_write_whose_caller_gave_up_before_it_was_taken_never_runs(runne
     await first
     assert await kept == 2
     assert await _rows(runner) == [(1, "held"), (3, "kept")]
+    await runner.close()
+
+
+async def test_quick_operations_run_on_the_loop_and_wait_for_a_lock_off_it(
+    runner: SQLiteRunner, tmp_path: Path
+) -> None:
+    """A quick write runs on the event loop, with no thread hop; while another connection holds
+    SQLite's write lock it goes to the writer thread instead and waits there, and the loop goes on."""
+    before = runner.groups
+    assert await runner.run(_insert(1, "inline"), write=True, quick=True) == 1
+    assert runner.groups == before and runner.inline_refused == 0  # no hop to the writer thread
+
+    holder = sqlite3.connect(tmp_path / "group.db", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # another process's writer, as far as SQLite can tell
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    write = asyncio.create_task(runner.run(_insert(2, "waited"), write=True, quick=True))
+    await asyncio.sleep(0.3)
+    assert not write.done() and runner.inline_refused == 1
+    assert ticks >= 10, "the event loop was blocked by the lock"
+    holder.execute("COMMIT")
+    assert await write == 2
+    ticker.cancel()
+    holder.close()
+    assert await _rows(runner) == [(1, "inline"), (2, "waited")]
     await runner.close()

@@ -10,6 +10,7 @@ PostgreSQL: the async engine (psycopg), the operation under ``AsyncConnection.ru
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -27,6 +28,8 @@ from graphrun.errors import BackendUnavailableError, ConfigError
 
 T = TypeVar("T")
 
+log = logging.getLogger("graphrun.store")
+
 # Threads reading SQLite besides the one writer. In WAL mode reads run beside a write, and sqlite3
 # releases the GIL while it works, so a read need not wait behind a write (or a write's fsync): with
 # reads on the writer's thread, get_execution's p50 under a write load was 2–3× longer.
@@ -34,7 +37,11 @@ SQLITE_READERS = 2
 
 
 class Runner(Protocol):
-    async def run(self, fn: Callable[[sa.Connection], T], *, write: bool) -> T: ...
+    async def run(self, fn: Callable[[sa.Connection], T], *, write: bool, quick: bool = False) -> T:
+        """``fn`` in one transaction. ``quick``: a point operation (one row, by key) that may run on
+        the event loop itself where a thread hop would cost more than the operation."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -64,6 +71,21 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _sqlite_inline_pragmas(dbapi_conn: Any, record: Any) -> None:
+    _sqlite_pragmas(dbapi_conn, record)
+    # On the event loop: never wait for the lock (the thread retries what is refused), and never
+    # copy the WAL into the database here (its fsync): the writer thread does that (see below).
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=0")
+    cur.execute("PRAGMA wal_autocheckpoint=0")
+    cur.close()
+
+
+# After this many writes on the event loop, the writer thread copies the WAL into the database (a
+# passive checkpoint, as SQLite's auto-checkpoint would at about 1,000 pages).
+INLINE_WRITES_PER_CHECKPOINT = 250
+
+
 class SQLiteRunner:
     """Writes on one thread, reads on ``readers`` others; a read is one transaction in one hop, and
     the writes queued at one moment share one.
@@ -74,6 +96,12 @@ class SQLiteRunner:
     transaction (what they would have done without the group). That re-run is safe because an
     operation is a function of the database alone, and its first run was rolled back. A caller
     cancelled before its write is taken is dropped; one taken already commits all the same.
+
+    A quick operation (``quick=True``: one row, by key) is first tried on the event loop itself, on
+    a connection of its own that never waits for SQLite's lock: a thread hop and back cost several
+    times what such a statement does (docs/decisions/0028). If SQLite refuses it there (the lock is
+    taken, by this process's writer thread or another process), it is rolled back and goes the
+    thread's way, as above. So it never blocks the loop on a lock or an fsync.
     """
 
     def __init__(self, url: str | URL, *, readers: int = SQLITE_READERS, **engine_kw: Any) -> None:
@@ -94,6 +122,12 @@ class SQLiteRunner:
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="graphrun-sqlite-write")
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="graphrun-sqlite-read")
         self._writes = GroupedThread(self._writer, self._commit_group, name="graphrun-sqlite-commit")
+        # One connection, used on the event loop only (never from two threads at once).
+        self._inline = sa.create_engine(sync_url, pool_size=1, max_overflow=0)
+        event.listen(self._inline, "connect", _sqlite_inline_pragmas)
+        self._inline_writes = 0
+        self._checkpointing: asyncio.Future[Any] | None = None
+        self.inline_refused = 0  # quick operations the loop handed to a thread (tests read it)
 
     @property
     def groups(self) -> int:
@@ -106,10 +140,34 @@ class SQLiteRunner:
         with database_errors(), self.engine.begin() as conn:
             return fn(conn)
 
-    async def run(self, fn: Callable[[sa.Connection], T], *, write: bool) -> T:
+    async def run(self, fn: Callable[[sa.Connection], T], *, write: bool, quick: bool = False) -> T:
+        if quick:
+            try:
+                with self._inline.begin() as conn:
+                    result = fn(conn)
+            except (OperationalError, InterfaceError):  # refused here (locked, busy): the thread decides
+                self.inline_refused += 1
+            else:
+                if write:
+                    self._wrote_inline()
+                return result
         if write:
             return cast(T, await self._writes.call(fn))
         return await asyncio.get_running_loop().run_in_executor(self._readers, self._call, fn)
+
+    def _wrote_inline(self) -> None:
+        self._inline_writes += 1
+        if self._inline_writes % INLINE_WRITES_PER_CHECKPOINT == 0 and (
+            self._checkpointing is None or self._checkpointing.done()
+        ):
+            self._checkpointing = asyncio.get_running_loop().run_in_executor(self._writer, self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception as exc:  # noqa: BLE001 - SQLite's own auto-checkpoint on the thread catches up
+            log.info("SQLite WAL checkpoint skipped: %s", exc)
 
     def _commit_group(self, group: list[Callable[[sa.Connection], Any]]) -> list[Outcome]:
         """In the writer thread: the group in one transaction; if an operation raises, each alone."""
@@ -129,6 +187,7 @@ class SQLiteRunner:
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
         self.engine.dispose()
+        self._inline.dispose()
 
     async def close(self) -> None:
         # Let calls in flight finish (off the event loop), then close the pooled connections.
@@ -148,7 +207,7 @@ class AsyncRunner:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def run(self, fn: Callable[[sa.Connection], T], *, write: bool) -> T:
+    async def run(self, fn: Callable[[sa.Connection], T], *, write: bool, quick: bool = False) -> T:
         with database_errors():
             async with self.engine.begin() as conn:
                 return await conn.run_sync(fn)

@@ -41,6 +41,14 @@ class SQLStore:
     async def _write(self, fn: Callable[Concatenate[sa.Connection, P], T], *args: P.args, **kw: P.kwargs) -> T:
         return await self._runner.run(lambda conn: fn(conn, *args, **kw), write=True)
 
+    # Point operations on every run's path (one row, by key): see ``Runner.run``'s ``quick``.
+
+    async def _get(self, fn: Callable[Concatenate[sa.Connection, P], T], *args: P.args, **kw: P.kwargs) -> T:
+        return await self._runner.run(lambda conn: fn(conn, *args, **kw), write=False, quick=True)
+
+    async def _set(self, fn: Callable[Concatenate[sa.Connection, P], T], *args: P.args, **kw: P.kwargs) -> T:
+        return await self._runner.run(lambda conn: fn(conn, *args, **kw), write=True, quick=True)
+
     async def close(self) -> None:
         await self._runner.close()
 
@@ -117,12 +125,12 @@ class SQLStore:
         await self._write(q.delete_workflow, workflow_id)
 
     async def get_version(self, workflow_id: int, version: int) -> WorkflowVersion:
-        return await self._read(q.get_version, workflow_id, version)
+        return await self._get(q.get_version, workflow_id, version)
 
     # -- workflows as assistants ----------------------------------------------------------------
 
     async def get_workflow_by_assistant(self, assistant_id: str) -> Workflow:
-        return await self._read(q.get_workflow_by_assistant, assistant_id)
+        return await self._get(q.get_workflow_by_assistant, assistant_id)
 
     async def ensure_default_assistants(self, graphs: list[str]) -> None:
         await self._write(q.ensure_default_assistants, graphs)
@@ -177,7 +185,7 @@ class SQLStore:
         only_if_idle: bool = False,
         thread_metadata: dict[str, Any] | None = None,
     ) -> Execution:
-        return await self._write(
+        return await self._set(
             q.create_execution,
             workflow_id,
             input,
@@ -194,7 +202,7 @@ class SQLStore:
         await self._write(q.delete_execution, execution_id)
 
     async def get_execution(self, execution_id: str) -> Execution:
-        return await self._read(q.get_execution, execution_id)
+        return await self._get(q.get_execution, execution_id)
 
     async def list_executions(
         self,
@@ -208,13 +216,13 @@ class SQLStore:
 
     async def claim_execution(self, execution_id: str) -> Execution | None:
         """queued → running, in its thread's order (see ``graphrun.store.base.Store``)."""
-        return await self._write(q.claim_execution, execution_id)
+        return await self._set(q.claim_execution, execution_id)
 
     async def blocked_on_thread(self, execution_id: str) -> bool:
-        return await self._read(q.blocked_on_thread, execution_id)
+        return await self._get(q.blocked_on_thread, execution_id)
 
     async def next_queued_on_thread(self, thread_id: str) -> str | None:
-        return await self._read(q.next_queued_on_thread, thread_id)
+        return await self._get(q.next_queued_on_thread, thread_id)
 
     async def finish_execution(
         self,
@@ -226,7 +234,7 @@ class SQLStore:
     ) -> Execution | None:
         if not status.finished:
             raise ValueError(f"{status} is not a final status")
-        return await self._write(q.finish_execution, execution_id, attempt, status, output, error)
+        return await self._set(q.finish_execution, execution_id, attempt, status, output, error)
 
     async def requeue_execution(self, execution_id: str, attempt: int) -> Execution | None:
         """running (this attempt) → queued, to be taken over; None if that attempt no longer runs."""
@@ -255,7 +263,7 @@ class SQLStore:
         return await self._write(q.create_thread, thread_id, metadata, if_exists)
 
     async def get_thread(self, thread_id: str) -> Thread:
-        return await self._read(q.get_thread, thread_id)
+        return await self._get(q.get_thread, thread_id)
 
     async def update_thread(self, thread_id: str, metadata: dict[str, Any]) -> Thread:
         return await self._write(q.update_thread, thread_id, metadata)
@@ -298,9 +306,7 @@ class SQLStore:
     async def set_thread_state(
         self, thread_id: str, *, status: str, values: Any, interrupts: dict[str, list[dict[str, Any]]], error: Any
     ) -> None:
-        await self._write(
-            q.set_thread_state, thread_id, status=status, values=values, interrupts=interrupts, error=error
-        )
+        await self._set(q.set_thread_state, thread_id, status=status, values=values, interrupts=interrupts, error=error)
 
 
 async def open_store(url: str, *, migrate: bool = True, **engine_kw: Any) -> SQLStore:
