@@ -1,8 +1,9 @@
 """LangGraph checkpointers keyed by execution id, so a recovered execution resumes where it stopped.
 
 By default in Redis, beside the execution's event log (:mod:`graphrun.checkpoint.redis`). With
-``GRAPHRUN_CHECKPOINTS=database``: SQLite (langgraph-checkpoint-sqlite) beside the store's SQLite
-file, or PostgreSQL (langgraph-checkpoint-postgres) when the store is PostgreSQL, either wrapped in
+``GRAPHRUN_CHECKPOINTS=database``: SQLite (langgraph-checkpoint-sqlite's savers, written on the event
+loop where SQLite lets them: :mod:`graphrun.checkpoint.sqlite`) beside the store's SQLite file, or
+PostgreSQL (langgraph-checkpoint-postgres) when the store is PostgreSQL, either wrapped in
 :class:`~graphrun.checkpoint.ordered.OrderedSaver` so that a run's writes are ordered after its
 events and stop when its lease is gone, as the Redis saver's are. LangGraph threads' checkpoints
 (:mod:`graphrun.checkpoint.threads`) use the same SQL saver (``open_sql_saver``).
@@ -106,6 +107,8 @@ async def open_sql_saver(settings: Settings, *, max_connections: int = 10) -> As
     import aiosqlite
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+    from graphrun.checkpoint.sqlite import LoopFirstSqliteSaver
+
     path = checkpoint_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     async with aiosqlite.connect(path) as conn:
@@ -115,4 +118,8 @@ async def open_sql_saver(settings: Settings, *, max_connections: int = 10) -> As
         await conn.execute("PRAGMA synchronous=NORMAL")
         saver = AsyncSqliteSaver(conn)
         await saver.setup()
-        yield saver
+        first = LoopFirstSqliteSaver(saver, path)
+        try:
+            yield first
+        finally:
+            first.close()
