@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -70,6 +71,22 @@ async def test_chain_over_http_and_sse_with_resume(served: tuple[str, subprocess
         assert rest == events[middle + 1 :]
         ex = (await client.get(f"/executions/{sub['execution_id']}")).json()
         assert ex["status"] == "succeeded" and ex["output"] == {"n": 6}
+
+
+def test_an_idle_connection_outlives_an_http_clients_keepalive(
+    served: tuple[str, subprocess.Popen[bytes], Path],
+) -> None:
+    """The server keeps an idle connection longer than httpx's pool does (5 s): a client sending on
+    a connection it still considers alive never finds it closed under it."""
+    url, _proc, _tmp = served
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        request = f"GET /readyz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+        sock.sendall(request)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        time.sleep(6)
+        sock.sendall(request)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200"), "the server closed the idle connection"
 
 
 def test_graphrun_run_prints_a_live_view(served: tuple[str, subprocess.Popen[bytes], Path]) -> None:

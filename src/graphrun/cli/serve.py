@@ -81,6 +81,10 @@ def serve(settings: Settings, lock: DataDirLock) -> int:
             access_log=False,
             timeout_graceful_shutdown=3,
             log_config=None,
+            # As `graphrun api` (Gunicorn's keepalive): longer than clients keep an idle connection
+            # (httpx: 5 s), so that the server never closes one just as a client sends on it, which
+            # the client sees as a failed request (seen under the agent bench's 1,000 conversations).
+            timeout_keep_alive=75,
         )
         from graphrun.heap import freeze_startup_heap
 
