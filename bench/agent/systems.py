@@ -116,18 +116,29 @@ def graphrun_serve(tmp: Path, llm_url: str) -> Iterator[Served]:
 
 @contextlib.contextmanager
 def graphrun_postgres(tmp: Path, llm_url: str) -> Iterator[Served]:
-    port = free_port()
     data = tmp / "deployed"
     data.mkdir()
-    name = f"bench_agent_graphrun_{port}"  # one per run: another bench may run meanwhile
     redis = EmbeddedRedis(data / "redis")
+    # Redis listens first: a port picked before it started could be the one Redis then picks.
+    redis_url = redis.start()
+    try:
+        with _graphrun_postgres(tmp, data, llm_url, redis, redis_url) as served:
+            yield served
+    finally:
+        redis.stop()
+
+
+@contextlib.contextmanager
+def _graphrun_postgres(tmp: Path, data: Path, llm_url: str, redis: EmbeddedRedis, redis_url: str) -> Iterator[Served]:
+    port = free_port()
+    name = f"bench_agent_graphrun_{port}"  # one per run: another bench may run meanwhile
     procs: list[Proc] = []
     with database(name) as db_url:
         try:
             env = clean_env(
                 GRAPHRUN_PORT=str(port),
                 GRAPHRUN_HOST="127.0.0.1",
-                GRAPHRUN_REDIS_URL=redis.start(),
+                GRAPHRUN_REDIS_URL=redis_url,
                 GRAPHRUN_DATABASE_URL=db_url,
                 GRAPHRUN_API_WORKERS="2",
                 GRAPHRUN_DATA_DIR=str(data / "unused"),
@@ -156,7 +167,6 @@ def graphrun_postgres(tmp: Path, llm_url: str) -> Iterator[Served]:
         finally:
             for proc in reversed(procs):
                 proc.stop()
-            redis.stop()
 
 
 @contextlib.contextmanager
