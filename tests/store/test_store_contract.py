@@ -13,10 +13,12 @@ from graphrun.errors import ConflictError, NotFoundError, StoreError
 from graphrun.store import ExecutionStatus, SQLStore, default_assistant_id, open_store
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "sqlite-quick-on-loop", "postgresql"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SQLStore]:
-    if request.param == "sqlite":
-        s = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+    if request.param.startswith("sqlite"):
+        # A worker's SQLite store runs point operations on the event loop; an API process's does not.
+        on_loop = request.param == "sqlite-quick-on-loop"
+        s = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}", quick_on_loop=on_loop)
     else:
         url, schema = request.getfixturevalue("pg_schema")
         s = await open_store(url, connect_args={"options": f"-csearch_path={schema}"})

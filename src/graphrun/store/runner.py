@@ -97,14 +97,19 @@ class SQLiteRunner:
     operation is a function of the database alone, and its first run was rolled back. A caller
     cancelled before its write is taken is dropped; one taken already commits all the same.
 
-    A quick operation (``quick=True``: one row, by key) is first tried on the event loop itself, on
-    a connection of its own that never waits for SQLite's lock: a thread hop and back cost several
+    With ``quick_on_loop`` (a worker's store), a quick operation (``quick=True``: one row, by key)
+    is first tried on the event loop itself, on a connection of its own that never waits for
+    SQLite's lock: a thread hop and back cost several
     times what such a statement does (docs/decisions/0028). If SQLite refuses it there (the lock is
     taken, by this process's writer thread or another process), it is rolled back and goes the
-    thread's way, as above. So it never blocks the loop on a lock or an fsync.
+    thread's way, as above. So it never blocks the loop on a lock or an fsync. An API process keeps
+    them on threads: its loop serves every SSE client, and under overload the statements' own time
+    on it showed in token latency, where on a thread they run beside it (docs/decisions/0028).
     """
 
-    def __init__(self, url: str | URL, *, readers: int = SQLITE_READERS, **engine_kw: Any) -> None:
+    def __init__(
+        self, url: str | URL, *, readers: int = SQLITE_READERS, quick_on_loop: bool = True, **engine_kw: Any
+    ) -> None:
         # Settings give sqlite+aiosqlite:///…; the same file through the stdlib driver.
         sync_url = make_url(url).set(drivername="sqlite+pysqlite")
         if sync_url.database in (None, "", ":memory:"):
@@ -123,8 +128,10 @@ class SQLiteRunner:
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="graphrun-sqlite-read")
         self._writes = GroupedThread(self._writer, self._commit_group, name="graphrun-sqlite-commit")
         # One connection, used on the event loop only (never from two threads at once).
-        self._inline = sa.create_engine(sync_url, pool_size=1, max_overflow=0)
-        event.listen(self._inline, "connect", _sqlite_inline_pragmas)
+        self._inline: sa.Engine | None = None
+        if quick_on_loop:
+            self._inline = sa.create_engine(sync_url, pool_size=1, max_overflow=0)
+            event.listen(self._inline, "connect", _sqlite_inline_pragmas)
         self._inline_writes = 0
         self._checkpointing: asyncio.Future[Any] | None = None
         self.inline_refused = 0  # quick operations the loop handed to a thread (tests read it)
@@ -141,7 +148,7 @@ class SQLiteRunner:
             return fn(conn)
 
     async def run(self, fn: Callable[[sa.Connection], T], *, write: bool, quick: bool = False) -> T:
-        if quick:
+        if quick and self._inline is not None:
             try:
                 with self._inline.begin() as conn:
                     result = fn(conn)
@@ -187,7 +194,8 @@ class SQLiteRunner:
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
         self.engine.dispose()
-        self._inline.dispose()
+        if self._inline is not None:
+            self._inline.dispose()
 
     async def close(self) -> None:
         # Let calls in flight finish (off the event loop), then close the pooled connections.

@@ -309,12 +309,15 @@ class SQLStore:
         await self._set(q.set_thread_state, thread_id, status=status, values=values, interrupts=interrupts, error=error)
 
 
-async def open_store(url: str, *, migrate: bool = True, **engine_kw: Any) -> SQLStore:
-    """Connect to the store and bring its schema up to date."""
+async def open_store(url: str, *, migrate: bool = True, quick_on_loop: bool = False, **engine_kw: Any) -> SQLStore:
+    """Connect to the store and bring its schema up to date. ``quick_on_loop``: on SQLite, run point
+    operations on the event loop (see ``SQLiteRunner``): for a worker, not for an API process."""
     from graphrun.store.migrate import upgrade, upgrade_sqlite
 
     runner: SQLiteRunner | AsyncRunner = (
-        SQLiteRunner(url, **engine_kw) if is_sqlite(url) else AsyncRunner(make_async_engine(url, **engine_kw))
+        SQLiteRunner(url, quick_on_loop=quick_on_loop, **engine_kw)
+        if is_sqlite(url)
+        else AsyncRunner(make_async_engine(url, **engine_kw))
     )
     if migrate:
         try:

@@ -53,7 +53,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     keys = Keys(settings.redis_prefix)
     registry = GraphRegistry.load(settings.registry_file)
     async with AsyncExitStack() as resources:
-        store = await open_store(settings.sqlalchemy_url)
+        store = await open_store(settings.sqlalchemy_url, quick_on_loop=True)
         await store.ensure_default_assistants(registry.names)
         resources.push_async_callback(store.close)
         redis = shared_client(redis_url, name=ConnectionName.WORKER)
