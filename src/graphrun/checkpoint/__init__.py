@@ -120,6 +120,7 @@ async def open_sql_saver(settings: Settings, *, max_connections: int = 10) -> As
         await saver.setup()
         first = LoopFirstSqliteSaver(saver, path)
         try:
+            await asyncio.to_thread(first.prepare)
             yield first
         finally:
             first.close()

@@ -54,17 +54,21 @@ class LoopFirstSqliteSaver(BaseCheckpointSaver[str]):
     def __init__(self, fallback: AsyncSqliteSaver, path: Path) -> None:
         super().__init__(serde=fallback.serde)
         self.fallback = fallback
-        conn = sqlite3.connect(path)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA wal_autocheckpoint=0")
+        # Opened and set up off the loop (``prepare``), then used on the loop only.
+        conn = sqlite3.connect(path, check_same_thread=False)
         self._conn = conn
         self.inline = SqliteSaver(conn, serde=fallback.serde)
-        self.inline.setup()  # (the tables exist: the fallback set them up; this reads the schema)
-        conn.execute("PRAGMA busy_timeout=0")  # from now on never wait on the loop
         self._writes = 0
         self._checkpointing: asyncio.Task[None] | None = None
         self.refused = 0  # operations SQLite refused on the loop (tests read it)
+
+    def prepare(self) -> None:
+        """In a thread, before first use: its setup may wait for another process's lock."""
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")
+        self.inline.setup()  # (the fallback created the tables; this reads the schema)
+        self._conn.execute("PRAGMA busy_timeout=0")  # from now on, never wait on the loop
 
     def close(self) -> None:
         self._conn.close()
