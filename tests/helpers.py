@@ -1,13 +1,16 @@
-"""Small helpers shared by tests that talk to a running API."""
+"""Small helpers shared by tests that talk to a running API (and a few for the stores)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import os
+import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -264,3 +267,26 @@ def process_env(s: Any, **extra: str) -> dict[str, str]:
         env["GRAPHRUN_CONFIG"] = str(s.config)
     env.update(extra)
     return env
+
+
+@contextlib.asynccontextmanager
+async def sqlite_write_lock(path: Path) -> AsyncIterator[list[int]]:
+    """Another connection holds SQLite's write lock on ``path`` while the block runs, as another
+    process's writer would. Yields a one-item list: how many 10 ms ticks the event loop made
+    meanwhile (few means something blocked the loop)."""
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    ticks = [0]
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(0.01)
+            ticks[0] += 1
+
+    ticker = asyncio.create_task(tick())
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        yield ticks
+    finally:
+        ticker.cancel()
+        holder.execute("COMMIT")
+        holder.close()

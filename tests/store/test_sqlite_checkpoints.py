@@ -4,7 +4,6 @@ lets them, made through aiosqlite (waiting off the loop) when another connection
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from langgraph.checkpoint.base import empty_checkpoint
 from graphrun.checkpoint import checkpoint_path, open_sql_saver
 from graphrun.checkpoint.sqlite import LoopFirstSqliteSaver
 from graphrun.settings import Settings
+from tests.helpers import sqlite_write_lock
 
 
 async def test_a_write_refused_on_the_loop_is_made_off_it_and_lands_once(settings: Settings, tmp_path: Path) -> None:
@@ -23,25 +23,12 @@ async def test_a_write_refused_on_the_loop_is_made_off_it_and_lands_once(setting
         first = await saver.aput(base, empty_checkpoint(), {"step": 0}, {})
         assert saver.refused == 0
 
-        holder = sqlite3.connect(checkpoint_path(local), isolation_level=None, check_same_thread=False)
-        holder.execute("BEGIN IMMEDIATE")  # another process's writer, as far as SQLite can tell
-        ticks = 0
-
-        async def tick() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
-
-        ticker = asyncio.create_task(tick())
-        writes = asyncio.create_task(saver.aput_writes(first, [("n", 1)], "task-1"))
-        await asyncio.sleep(0.3)
-        assert not writes.done() and saver.refused == 1
-        assert ticks >= 10, "the event loop was blocked by the lock"
-        holder.execute("COMMIT")
-        holder.close()
+        async with sqlite_write_lock(checkpoint_path(local)) as ticks:
+            writes = asyncio.create_task(saver.aput_writes(first, [("n", 1)], "task-1"))
+            await asyncio.sleep(0.3)
+            assert not writes.done() and saver.refused == 1
+            assert ticks[0] >= 10, "the event loop was blocked by the lock"
         await writes
-        ticker.cancel()
 
         got = await saver.aget_tuple(first)
         assert got is not None and got.pending_writes == [("task-1", "n", 1)]

@@ -4,7 +4,6 @@ behave as if each were alone: in order, whole or not at all, one's failure its o
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,11 +11,12 @@ import pytest
 import sqlalchemy as sa
 
 from graphrun.store.runner import SQLiteRunner
+from tests.helpers import sqlite_write_lock
 
 
 @pytest.fixture
 async def runner(tmp_path: Path) -> SQLiteRunner:
-    r = SQLiteRunner(f"sqlite:///{tmp_path / 'group.db'}")
+    r = SQLiteRunner(f"sqlite:///{tmp_path / 'group.db'}", quick_on_loop=True)
     await r.run(lambda c: c.execute(sa.text("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")), write=True)
     return r
 
@@ -97,24 +97,11 @@ async def test_quick_operations_run_on_the_loop_and_wait_for_a_lock_off_it(
     assert await runner.run(_insert(1, "inline"), write=True, quick=True) == 1
     assert runner.groups == before and runner.inline_refused == 0  # no hop to the writer thread
 
-    holder = sqlite3.connect(tmp_path / "group.db", isolation_level=None, check_same_thread=False)
-    holder.execute("BEGIN IMMEDIATE")  # another process's writer, as far as SQLite can tell
-    ticks = 0
-
-    async def tick() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    ticker = asyncio.create_task(tick())
-    write = asyncio.create_task(runner.run(_insert(2, "waited"), write=True, quick=True))
-    await asyncio.sleep(0.3)
-    assert not write.done() and runner.inline_refused == 1
-    assert ticks >= 10, "the event loop was blocked by the lock"
-    holder.execute("COMMIT")
+    async with sqlite_write_lock(tmp_path / "group.db") as ticks:
+        write = asyncio.create_task(runner.run(_insert(2, "waited"), write=True, quick=True))
+        await asyncio.sleep(0.3)
+        assert not write.done() and runner.inline_refused == 1
+        assert ticks[0] >= 10, "the event loop was blocked by the lock"
     assert await write == 2
-    ticker.cancel()
-    holder.close()
     assert await _rows(runner) == [(1, "inline"), (2, "waited")]
     await runner.close()

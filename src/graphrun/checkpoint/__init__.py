@@ -105,7 +105,6 @@ async def open_sql_saver(settings: Settings, *, max_connections: int = 10) -> As
         return
 
     import aiosqlite
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     from graphrun.checkpoint.sqlite import LoopFirstSqliteSaver
 
@@ -116,11 +115,10 @@ async def open_sql_saver(settings: Settings, *, max_connections: int = 10) -> As
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA busy_timeout=30000")
         await conn.execute("PRAGMA synchronous=NORMAL")
-        saver = AsyncSqliteSaver(conn)
-        await saver.setup()
-        first = LoopFirstSqliteSaver(saver, path)
+        saver = LoopFirstSqliteSaver(conn, path)
         try:
-            await asyncio.to_thread(first.prepare)
-            yield first
+            await saver.setup()
+            await asyncio.to_thread(saver.prepare)
+            yield saver
         finally:
-            first.close()
+            saver.close()

@@ -5,7 +5,7 @@ DBAPI call of each checkpoint write: the execute, the commit, closing the cursor
 CPU than the statement (docs/decisions/0028). So each write is first made on the event loop with
 LangGraph's synchronous ``SqliteSaver``, on a connection of its own that never waits for SQLite's
 lock: same tables, same SQL. If SQLite refuses it there (another connection holds the lock), it is
-made again through ``AsyncSqliteSaver``, which waits for the lock off the loop.
+made again as ``AsyncSqliteSaver`` makes it (this saver is one), waiting for the lock off the loop.
 
 Serialising a thread's state stays on the loop, as ``AsyncSqliteSaver`` does it. Moving it to a
 thread made the loop compete for the GIL and raised token latency (docs/decisions/0027).
@@ -17,7 +17,7 @@ What must stay true:
 - the loop never waits on a lock and never copies the WAL into the database (whose fsync can take
   milliseconds). The aiosqlite connection runs that copy, a passive checkpoint, every
   ``WRITES_PER_CHECKPOINT`` writes made here;
-- reads go through ``AsyncSqliteSaver`` as before. Reading on the loop too halved a LangGraph
+- everything else (reads included) is ``AsyncSqliteSaver``'s, as before. Reading on the loop too halved a LangGraph
   thread run's CPU again, but raised the agent bench's token latency p99 from about 60 ms to 470
   ms, for a reason not yet found (docs/decisions/0028).
 """
@@ -27,19 +27,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiosqlite
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import (
-    BaseCheckpointSaver,
-    ChannelVersions,
-    Checkpoint,
-    CheckpointMetadata,
-    CheckpointTuple,
-    DeltaChannelHistory,
-)
+from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
@@ -50,56 +44,48 @@ T = TypeVar("T")
 WRITES_PER_CHECKPOINT = 250
 
 
-class LoopFirstSqliteSaver(BaseCheckpointSaver[str]):
-    def __init__(self, fallback: AsyncSqliteSaver, path: Path) -> None:
-        super().__init__(serde=fallback.serde)
-        self.fallback = fallback
+class LoopFirstSqliteSaver(AsyncSqliteSaver):
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        super().__init__(conn)
         # Opened and set up off the loop (``prepare``), then used on the loop only.
-        conn = sqlite3.connect(path, check_same_thread=False)
-        self._conn = conn
-        self.inline = SqliteSaver(conn, serde=fallback.serde)
-        self._writes = 0
+        self._inline_conn = sqlite3.connect(path, check_same_thread=False)
+        self.inline = SqliteSaver(self._inline_conn, serde=self.serde)
+        self._inline_writes = 0
         self._checkpointing: asyncio.Task[None] | None = None
-        self.refused = 0  # operations SQLite refused on the loop (tests read it)
+        self.refused = 0  # writes SQLite refused on the loop (tests read it)
 
     def prepare(self) -> None:
         """In a thread, before first use: its setup may wait for another process's lock."""
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA wal_autocheckpoint=0")
-        self.inline.setup()  # (the fallback created the tables; this reads the schema)
-        self._conn.execute("PRAGMA busy_timeout=0")  # from now on, never wait on the loop
+        self._inline_conn.execute("PRAGMA journal_mode=WAL")
+        self._inline_conn.execute("PRAGMA synchronous=NORMAL")
+        self._inline_conn.execute("PRAGMA wal_autocheckpoint=0")
+        self.inline.setup()  # (AsyncSqliteSaver's setup created the tables; this reads the schema)
+        self._inline_conn.execute("PRAGMA busy_timeout=0")  # from now on, never wait on the loop
 
     def close(self) -> None:
-        self._conn.close()
-
-    def _on_loop(self, fn: Callable[[], T]) -> tuple[bool, T | None]:
-        """(True, ``fn()``), or (False, None) if SQLite refused it here (rolled back)."""
-        try:
-            return True, fn()
-        except (sqlite3.OperationalError, sqlite3.InterfaceError):
-            if self._conn.in_transaction:
-                self._conn.rollback()
-            self.refused += 1
-            return False, None
+        self._inline_conn.close()
 
     async def _write(self, fn: Callable[[], T], otherwise: Callable[[], Awaitable[T]]) -> T:
-        done, result = self._on_loop(fn)
-        if not done:
+        try:
+            result = fn()
+        except (sqlite3.OperationalError, sqlite3.InterfaceError):  # refused here: rolled back, made off the loop
+            if self._inline_conn.in_transaction:
+                self._inline_conn.rollback()
+            self.refused += 1
             return await otherwise()
-        self._writes += 1
-        if self._writes % WRITES_PER_CHECKPOINT == 0 and (self._checkpointing is None or self._checkpointing.done()):
+        self._inline_writes += 1
+        if self._inline_writes % WRITES_PER_CHECKPOINT == 0 and (
+            self._checkpointing is None or self._checkpointing.done()
+        ):
             self._checkpointing = asyncio.get_running_loop().create_task(self._checkpoint())
-        return result  # type: ignore[return-value]  # (fn's own result, None included)
+        return result
 
     async def _checkpoint(self) -> None:
         try:
-            async with self.fallback.lock:
-                await self.fallback.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            async with self.lock:
+                await self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except Exception as exc:  # noqa: BLE001 - aiosqlite's own auto-checkpoint catches up
             log.info("checkpoint database: WAL checkpoint skipped: %s", exc)
-
-    # -- on the loop first -----------------------------------------------------------------------
 
     async def aput(
         self,
@@ -110,7 +96,7 @@ class LoopFirstSqliteSaver(BaseCheckpointSaver[str]):
     ) -> RunnableConfig:
         return await self._write(
             lambda: self.inline.put(config, checkpoint, metadata, new_versions),
-            lambda: self.fallback.aput(config, checkpoint, metadata, new_versions),
+            lambda: super(LoopFirstSqliteSaver, self).aput(config, checkpoint, metadata, new_versions),
         )
 
     async def aput_writes(
@@ -122,66 +108,5 @@ class LoopFirstSqliteSaver(BaseCheckpointSaver[str]):
     ) -> None:
         await self._write(
             lambda: self.inline.put_writes(config, writes, task_id, task_path),
-            lambda: self.fallback.aput_writes(config, writes, task_id, task_path),
+            lambda: super(LoopFirstSqliteSaver, self).aput_writes(config, writes, task_id, task_path),
         )
-
-    # -- through AsyncSqliteSaver ----------------------------------------------------------------
-
-    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await self.fallback.aget_tuple(config)
-
-    async def alist(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[CheckpointTuple]:
-        async for item in self.fallback.alist(config, filter=filter, before=before, limit=limit):
-            yield item
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        await self.fallback.adelete_thread(thread_id)
-
-    async def aget_delta_channel_history(
-        self, *, config: RunnableConfig, channels: Sequence[str]
-    ) -> Mapping[str, DeltaChannelHistory]:
-        return await self.fallback.aget_delta_channel_history(config=config, channels=channels)
-
-    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return self.fallback.get_tuple(config)
-
-    def list(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> Iterator[CheckpointTuple]:
-        return self.fallback.list(config, filter=filter, before=before, limit=limit)
-
-    def put(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        return self.fallback.put(config, checkpoint, metadata, new_versions)
-
-    def put_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        self.fallback.put_writes(config, writes, task_id, task_path)
-
-    def delete_thread(self, thread_id: str) -> None:
-        self.fallback.delete_thread(thread_id)
-
-    def get_next_version(self, current: str | None, channel: None) -> str:
-        return self.fallback.get_next_version(current, channel)

@@ -19,7 +19,6 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from graphrun.checkpoint import open_sql_saver
 from graphrun.checkpoint.ordered import OrderedSaver
-from graphrun.checkpoint.sqlite import LoopFirstSqliteSaver
 from graphrun.settings import Settings
 
 
@@ -56,8 +55,6 @@ async def delete_checkpoints(saver: BaseCheckpointSaver[Any], thread_id: str, ch
     if not checkpoint_ids:
         return
     inner = saver.inner if isinstance(saver, OrderedSaver) else saver
-    if isinstance(inner, LoopFirstSqliteSaver):
-        inner = inner.fallback
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     if isinstance(inner, AsyncSqliteSaver):

@@ -99,16 +99,16 @@ class SQLiteRunner:
 
     With ``quick_on_loop`` (a worker's store), a quick operation (``quick=True``: one row, by key)
     is first tried on the event loop itself, on a connection of its own that never waits for
-    SQLite's lock: a thread hop and back cost several
-    times what such a statement does (docs/decisions/0028). If SQLite refuses it there (the lock is
-    taken, by this process's writer thread or another process), it is rolled back and goes the
-    thread's way, as above. So it never blocks the loop on a lock or an fsync. An API process keeps
-    them on threads: its loop serves every SSE client, and under overload the statements' own time
-    on it showed in token latency, where on a thread they run beside it (docs/decisions/0028).
+    SQLite's lock: a thread hop and back cost several times what such a statement does
+    (docs/decisions/0028). If SQLite refuses it there (the lock is taken, by this process's writer
+    thread or another process), it is rolled back and goes the thread's way, as above. So it never
+    blocks the loop on a lock or an fsync. An API process keeps them on threads: its loop serves
+    every SSE client, and under overload the statements' own time on it showed in token latency,
+    where on a thread they run beside it.
     """
 
     def __init__(
-        self, url: str | URL, *, readers: int = SQLITE_READERS, quick_on_loop: bool = True, **engine_kw: Any
+        self, url: str | URL, *, readers: int = SQLITE_READERS, quick_on_loop: bool = False, **engine_kw: Any
     ) -> None:
         # Settings give sqlite+aiosqlite:///…; the same file through the stdlib driver.
         sync_url = make_url(url).set(drivername="sqlite+pysqlite")

@@ -77,6 +77,7 @@ _THREAD_ACTIVE = sa.select(executions.c.id).where(
     executions.c.thread_id == sa.bindparam("thread"),
     executions.c.status.in_((ExecutionStatus.QUEUED.value, ExecutionStatus.RUNNING.value)),
 )
+_ABSENT = object()  # a metadata key the thread does not have yet
 _GET_EXECUTION = sa.select(executions).where(executions.c.id == sa.bindparam("execution_id"))
 _DELETE_EXECUTION = executions.delete().where(executions.c.id == sa.bindparam("execution_id"))
 
@@ -125,9 +126,6 @@ def create_execution(
         if any(current.get(key, _ABSENT) != value for key, value in thread_metadata.items()):
             conn.execute(_SET_THREAD_METADATA, {"thread": thread_id, "merged": {**current, **thread_metadata}})
     return execution_row(row)
-
-
-_ABSENT = object()
 
 
 def delete_execution(conn: sa.Connection, execution_id: str) -> None:
